@@ -1,0 +1,189 @@
+/**
+ * Octogen product refresh: POST /v1/products/refresh (seed 000). Targets by `uuid` or `url`, with
+ * an optional `catalog`; up to 500 a call; partial success in 202, "all rejected" in 400 with the
+ * same shape; 403 `catalog_not_granted` for a pinned catalog the key may not use.
+ */
+import { z } from 'zod';
+import { FailureType } from '../../contracts/errors.ts';
+import { errorBody, providerFailure, statusFailure } from '../failures.ts';
+import { postJson } from '../http.ts';
+import type { BatchAnswer, ProviderAdapter, TargetOutcome } from './adapter.ts';
+
+export const OctogenTargetSchema = z
+  .strictObject(
+    {
+      uuid: z
+        .uuid({
+          error: 'uuid must be a UUID such as 11111111-1111-4111-8111-111111111111',
+        })
+        .optional(),
+      url: z
+        .url({
+          protocol: /^https?$/,
+          error: 'url must be an absolute http(s) product page URL',
+        })
+        .max(2048, 'url must be at most 2048 characters')
+        .optional(),
+      catalog: z
+        .string({ error: 'catalog must be a string naming a granted catalog' })
+        .min(1, 'catalog must not be empty; leave it out or name a granted catalog')
+        .max(200, 'catalog must be at most 200 characters')
+        .optional(),
+    },
+    {
+      error: (issue) =>
+        issue.code === 'unrecognized_keys'
+          ? `unknown field ${issue.keys.join(', ')}; an Octogen target has only uuid, url and catalog`
+          : issue.code === 'invalid_type'
+            ? 'a target must be an object with uuid or url (and optionally catalog)'
+            : undefined,
+    },
+  )
+  .superRefine((t, ctx) => {
+    if (t.uuid !== undefined && t.url !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'target has both url and uuid; send exactly one of them',
+      });
+    } else if (t.uuid === undefined && t.url === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'target has neither url nor uuid; send exactly one of them',
+      });
+    }
+  });
+export type OctogenTarget = z.infer<typeof OctogenTargetSchema>;
+
+export interface OctogenConfig {
+  baseUrl: string;
+  apiKey: string;
+}
+
+const AnswerTargetSchema = z.object({ uuid: z.string().optional(), url: z.string().optional() }).loose();
+/** The documented response shape, for 202 and for the all-rejected 400. */
+const RefreshAnswerSchema = z
+  .object({
+    requestId: z.string().optional(),
+    workflowId: z.string().nullish(),
+    accepted: z.array(AnswerTargetSchema),
+    rejected: z.array(
+      z
+        .object({
+          target: AnswerTargetSchema,
+          code: z.string(),
+          message: z.string(),
+        })
+        .loose(),
+    ),
+  })
+  .loose();
+const ForbiddenAnswerSchema = z
+  .object({
+    error: z.object({ code: z.literal('catalog_not_granted'), message: z.string() }).loose(),
+  })
+  .loose();
+
+const identityOf = (t: { uuid?: string | undefined; url?: string | undefined }): string =>
+  t.uuid !== undefined ? `uuid:${t.uuid}` : `url:${t.url ?? ''}`;
+
+/** Maps the answer's accepted and rejected lists back to the targets sent, by identity. */
+function mapOutcomes(sent: OctogenTarget[], answer: z.infer<typeof RefreshAnswerSchema>): TargetOutcome[] {
+  // Queues per identity, so a product sent twice in one batch is matched once per mention.
+  const verdicts = new Map<string, TargetOutcome[]>();
+  const push = (key: string, o: TargetOutcome) => {
+    const q = verdicts.get(key);
+    if (q) q.push(o);
+    else verdicts.set(key, [o]);
+  };
+  for (const a of answer.accepted) push(identityOf(a), { state: 'accepted' });
+  for (const r of answer.rejected)
+    push(identityOf(r.target), {
+      state: 'rejected',
+      code: r.code,
+      message: r.message,
+    });
+  return sent.map(
+    (t) =>
+      verdicts.get(identityOf(t))?.shift() ?? {
+        state: 'rejected',
+        code: 'not_in_answer',
+        message: 'Octogen answered without naming this target; it is re-sent',
+      },
+  );
+}
+
+export const octogen: ProviderAdapter<OctogenTarget, OctogenConfig> = {
+  name: 'octogen',
+  title: 'Octogen',
+  targetSchema: OctogenTargetSchema,
+  limits: { maxTargets: 500 },
+  groupKey: (t) => t.catalog ?? '',
+  identity: identityOf,
+  // Octogen documents no per-target transient codes; these are the ones its retry guidance implies.
+  transientRejectionCodes: ['temporarily_unavailable', 'rate_limited', 'internal_error', 'not_in_answer'],
+
+  configFromEnv(env) {
+    const apiKey = env.OCTOGEN_PLATFORM_API_KEY;
+    if (!apiKey) {
+      return {
+        missing: ['OCTOGEN_PLATFORM_API_KEY'],
+        hint: 'set it to your Octogen platform API key',
+      };
+    }
+    return {
+      config: {
+        baseUrl: (env.OCTOGEN_BASE_URL ?? 'https://api.octogen.ai').replace(/\/+$/, ''),
+        apiKey,
+      },
+    };
+  },
+
+  async send(targets, ctx): Promise<BatchAnswer> {
+    const http = { provider: 'octogen', title: 'Octogen', ...ctx };
+    const res = await postJson(
+      `${ctx.config.baseUrl}/v1/products/refresh`,
+      JSON.stringify({ targets }),
+      {
+        authorization: `Bearer ${ctx.config.apiKey}`,
+      },
+      http,
+    );
+
+    if (res.status === 202 || res.status === 200 || res.status === 400) {
+      const answer = RefreshAnswerSchema.safeParse(res.json);
+      if (answer.success) {
+        return {
+          httpStatus: res.status,
+          ...(answer.data.requestId ? { requestId: answer.data.requestId } : {}),
+          ...(answer.data.workflowId ? { providerWorkflowId: answer.data.workflowId } : {}),
+          outcomes: mapOutcomes(targets, answer.data),
+        };
+      }
+      if (res.status !== 400) {
+        throw providerFailure(FailureType.ProviderBadAnswer, {
+          provider: 'octogen',
+          httpStatus: res.status,
+          message: `Octogen answered ${res.status} with a body that is not the documented refresh answer; the call is retried`,
+        });
+      }
+    }
+    // A 403 for a pinned catalog rejects this batch's targets (batches never mix catalogs).
+    if (res.status === 403) {
+      const forbidden = ForbiddenAnswerSchema.safeParse(res.json);
+      if (forbidden.success) {
+        const message = `${forbidden.data.error.message} Ask for the catalog to be granted to this key, or send the target without catalog.`;
+        return {
+          httpStatus: 403,
+          outcomes: targets.map(() => ({
+            state: 'rejected',
+            code: 'catalog_not_granted',
+            message,
+          })),
+        };
+      }
+    }
+    throw statusFailure('octogen', 'Octogen', res.status, res.headers, errorBody(res.json), {
+      auth: 'The Octogen API key was refused: set OCTOGEN_PLATFORM_API_KEY on the worker to a valid platform API key.',
+    });
+  },
+};

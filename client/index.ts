@@ -1,0 +1,3 @@
+export * from './connection.ts';
+export * from './sync-client.ts';
+export * from '../contracts/index.ts';

@@ -1,0 +1,146 @@
+/**
+ * The typed library other services import: start a sync, read its status, re-submit, finish,
+ * and await its report, each with the caller's own Temporal Client.
+ */
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { providerAdapter, providerNames } from '../activities/providers/index.ts';
+import {
+  FailureType,
+  ResubmissionSchema,
+  SyncRequestSchema,
+  finishSignal,
+  resubmitSignal,
+  resubmitUpdate,
+  statusQuery,
+  type Resubmission,
+  type ResubmissionAnswer,
+  type ResubmissionItem,
+  type SyncInput,
+  type SyncReport,
+  type SyncRequest,
+} from '../contracts/index.ts';
+import type { syncWorkflow } from '../workflows/index.ts';
+
+/** A request the client refuses before anything is started; the message names the field and fix. */
+export class SyncRequestError extends Error {
+  override readonly name = 'SyncRequestError';
+}
+
+/** Readable and idempotent: the same provider and key always name the same workflow. */
+export const syncWorkflowId = (provider: string, key?: string): string =>
+  `catalog-sync-${provider}-${key ?? randomUUID()}`;
+
+export interface StartedSync {
+  workflowId: string;
+  /** False when a sync with this key already existed: nothing new was started. */
+  started: boolean;
+}
+
+function parseRequest(request: SyncRequest): SyncRequest {
+  const parsed = SyncRequestSchema.safeParse(request);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SyncRequestError(`invalid sync request: ${issue?.path.join('.') || 'request'}: ${issue?.message}`);
+  }
+  if (!providerAdapter(parsed.data.provider)) {
+    throw new SyncRequestError(`unknown provider "${parsed.data.provider}"; use one of: ${providerNames().join(', ')}`);
+  }
+  return parsed.data;
+}
+
+export async function startSync(client: Client, request: SyncRequest, taskQueue: string): Promise<StartedSync> {
+  const req = parseRequest(request);
+  const workflowId = syncWorkflowId(req.provider, req.key);
+  const input: SyncInput = {
+    provider: req.provider,
+    targets: req.targets,
+    ...(req.options ? { options: req.options } : {}),
+  };
+  try {
+    await client.workflow.start<typeof syncWorkflow>('syncWorkflow', {
+      taskQueue,
+      workflowId,
+      args: [input],
+      // The caller's key is an idempotency key: never a second sync for it, running or closed.
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      workflowIdConflictPolicy: 'FAIL',
+    });
+    return { workflowId, started: true };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError && req.key !== undefined)
+      return { workflowId, started: false };
+    throw err;
+  }
+}
+
+const handle = (client: Client, workflowId: string): WorkflowHandle<typeof syncWorkflow> =>
+  client.workflow.getHandle<typeof syncWorkflow>(workflowId);
+
+export async function getStatus(client: Client, workflowId: string): Promise<SyncReport> {
+  return handle(client, workflowId).query(statusQuery);
+}
+
+function parseResubmission(items: ResubmissionItem[]): Resubmission {
+  const parsed = ResubmissionSchema.safeParse({ items });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SyncRequestError(`invalid re-submission: ${issue?.path.join('.') || 'items'}: ${issue?.message}`);
+  }
+  return parsed.data;
+}
+
+/** Re-submits corrected targets and answers with what the sync took and what it refused. */
+export async function resubmit(
+  client: Client,
+  workflowId: string,
+  items: ResubmissionItem[],
+): Promise<ResubmissionAnswer> {
+  return handle(client, workflowId).executeUpdate(resubmitUpdate, { args: [parseResubmission(items)] });
+}
+
+/** Fire-and-forget re-submission, for callers that do not wait; refusals appear in the report. */
+export async function resubmitBySignal(client: Client, workflowId: string, items: ResubmissionItem[]): Promise<void> {
+  await handle(client, workflowId).signal(resubmitSignal, parseResubmission(items));
+}
+
+export async function finish(client: Client, workflowId: string): Promise<void> {
+  await handle(client, workflowId).signal(finishSignal);
+}
+
+export interface SyncOutcome {
+  report: SyncReport;
+  /** Set when the sync ended early (a refused key, a provider the worker cannot reach). */
+  abortReason?: string;
+}
+
+/** Waits for the sync to close and returns its final report, aborted or not. */
+export async function awaitReport(client: Client, workflowId: string): Promise<SyncOutcome> {
+  try {
+    return { report: await handle(client, workflowId).result() };
+  } catch (err) {
+    const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
+    if (cause instanceof ApplicationFailure && cause.type === FailureType.SyncAborted) {
+      return { report: cause.details?.[0] as SyncReport, abortReason: cause.message };
+    }
+    throw err;
+  }
+}
+
+/** Waits until every original target has been sent and answered (the first pass has settled). */
+export async function awaitFirstPass(
+  client: Client,
+  workflowId: string,
+  opts: { pollMs?: number; onProgress?: (report: SyncReport) => void } = {},
+): Promise<SyncOutcome> {
+  const h = handle(client, workflowId);
+  for (;;) {
+    const { status } = await h.describe();
+    if (status.name !== 'RUNNING') return awaitReport(client, workflowId);
+    const report = await h.query(statusQuery);
+    opts.onProgress?.(report);
+    if (report.firstPassSettled) return { report, ...(report.abortReason ? { abortReason: report.abortReason } : {}) };
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
+  }
+}

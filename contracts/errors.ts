@@ -1,0 +1,45 @@
+/**
+ * Failure type names: the one place errors are named. Activities throw ApplicationFailures with
+ * these types, the workflow's retry policies are declared against them, and the client reads them
+ * back. Names are stable public strings; never derive them from class names.
+ */
+export const FailureType = {
+  /** 503, 502, 504, Insider's 500: the provider is briefly unable to answer. Retried. */
+  ProviderUnavailable: 'ProviderUnavailable',
+  /** 429: over the provider's budget. Retried after Retry-After when the provider gives one. */
+  ProviderRateLimited: 'ProviderRateLimited',
+  /** Connection refused or reset, a body cut short, a request that timed out. Retried. */
+  ProviderNetworkError: 'ProviderNetworkError',
+  /** A 2xx whose body is not the documented shape: the call may or may not have landed. Retried. */
+  ProviderBadAnswer: 'ProviderBadAnswer',
+  /** 400 without the answer shape, 422: the request itself must change. Never retried. */
+  ProviderCallerError: 'ProviderCallerError',
+  /** 401 (or a 403 about the key): every batch would fail the same way; ends the sync. */
+  ProviderAuthError: 'ProviderAuthError',
+  /** The provider found the batch too large: split it, never resend it as is. */
+  ProviderBatchTooLarge: 'ProviderBatchTooLarge',
+  /** The worker has no configuration for the provider (missing key, unknown provider). */
+  ProviderNotConfigured: 'ProviderNotConfigured',
+  /** The sync request itself is malformed (bad options, unknown provider). */
+  InvalidSyncRequest: 'InvalidSyncRequest',
+  /** The whole sync ended early (auth failure); details carry the report. */
+  SyncAborted: 'SyncAborted',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** Failure types the provider-call retry policy must never retry. */
+export const NON_RETRYABLE_PROVIDER_FAILURES: FailureType[] = [
+  FailureType.ProviderCallerError,
+  FailureType.ProviderAuthError,
+  FailureType.ProviderBatchTooLarge,
+  FailureType.ProviderNotConfigured,
+];
+
+/** Details carried by every provider failure (ApplicationFailure.details[0]). */
+export interface ProviderFailureDetails {
+  provider: string;
+  httpStatus?: number;
+  /** The provider's own error code, when its body gave one. */
+  code?: string;
+  message: string;
+}

@@ -1,0 +1,5 @@
+export * from './errors.ts';
+export * from './messages.ts';
+export * from './resubmission.ts';
+export * from './sync.ts';
+export * from './search-attributes.ts';

@@ -1,0 +1,159 @@
+/**
+ * The sync request, its options and its report: the shapes callers, the workflow and the
+ * activities agree on. Free of Node-only imports: the workflow bundle takes this module.
+ */
+import { z } from 'zod';
+import type { RefusedItem } from './resubmission.ts';
+
+/** Duration strings as Temporal reads them ("90s", "15m", "1h") or milliseconds. */
+export const DurationSchema = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h|d)$/, 'a duration such as "90s", "15m" or "1h"'),
+]);
+
+export const SyncOptionsSchema = z
+  .object({
+    /** Targets per provider call; lowered to the provider's own maximum when larger. */
+    batchSize: z.number().int().positive().optional(),
+    /** How long the sync stays open for re-submission once the first pass has settled. */
+    resubmissionWindow: DurationSchema.optional(),
+    /** How many times a target the provider rejected for a transient reason is re-sent. */
+    transientResends: z.number().int().min(0).max(20).optional(),
+    /** Provider-call retry policy: attempts per batch call, first and longest backoff. */
+    callAttempts: z.number().int().positive().max(100).optional(),
+    callInitialInterval: DurationSchema.optional(),
+    callMaximumInterval: DurationSchema.optional(),
+    /** Batches in flight at once for this sync. */
+    concurrency: z.number().int().positive().max(64).optional(),
+  })
+  .strict();
+export type SyncOptions = z.infer<typeof SyncOptionsSchema>;
+
+export const DEFAULT_OPTIONS = {
+  resubmissionWindow: '1h',
+  transientResends: 3,
+  callAttempts: 8,
+  callInitialInterval: '1s',
+  callMaximumInterval: '60s',
+  concurrency: 4,
+} as const;
+
+export type ResolvedOptions = { batchSize?: number } & {
+  -readonly [K in keyof typeof DEFAULT_OPTIONS]: K extends
+    'resubmissionWindow' | 'callInitialInterval' | 'callMaximumInterval'
+    ? string | number
+    : number;
+};
+
+/** The options a sync runs with: the caller's, or the defaults where the caller gave none. */
+export function resolveOptions(o: SyncOptions): ResolvedOptions {
+  return {
+    ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+    resubmissionWindow: o.resubmissionWindow ?? DEFAULT_OPTIONS.resubmissionWindow,
+    transientResends: o.transientResends ?? DEFAULT_OPTIONS.transientResends,
+    callAttempts: o.callAttempts ?? DEFAULT_OPTIONS.callAttempts,
+    callInitialInterval: o.callInitialInterval ?? DEFAULT_OPTIONS.callInitialInterval,
+    callMaximumInterval: o.callMaximumInterval ?? DEFAULT_OPTIONS.callMaximumInterval,
+    concurrency: o.concurrency ?? DEFAULT_OPTIONS.concurrency,
+  };
+}
+
+/** What a caller sends. Targets stay `unknown` here: each is validated by its provider's schema. */
+export const SyncRequestSchema = z
+  .object({
+    provider: z.string().min(1),
+    targets: z.array(z.unknown()),
+    key: z.string().min(1).max(200).optional(),
+    options: SyncOptionsSchema.optional(),
+  })
+  .strict();
+export type SyncRequest = z.infer<typeof SyncRequestSchema>;
+
+/** The workflow's input: the request as the client normalised it (no secrets, ever). */
+export interface SyncInput {
+  provider: string;
+  targets: unknown[];
+  options?: SyncOptions;
+}
+
+/** Every target ends in exactly one of the final states; `pending` only while the sync runs. */
+export type TargetState = 'pending' | 'accepted' | 'rejected' | 'failed' | 'superseded';
+
+/** Where a rejection came from: our validation before any call, or the provider's answer. */
+export type RejectionOrigin = 'validation' | 'provider';
+
+/** Target identifiers in reports: "t" + the order in which the sync received it. */
+export const targetId = (seq: number): string => `t${seq}`;
+export const parseTargetId = (id: string): number | undefined => {
+  const m = /^t(\d+)$/.exec(id);
+  return m ? Number(m[1]) : undefined;
+};
+
+export interface Rejection {
+  /** The identifier a re-submission names in `fixes`. */
+  id: string;
+  target: unknown;
+  code: string;
+  message: string;
+  origin: RejectionOrigin;
+}
+
+export interface Failure {
+  id: string;
+  target: unknown;
+  /** The failure type of the last error (see FailureType), or a provider rejection code. */
+  code: string;
+  message: string;
+}
+
+export interface Warning {
+  id: string;
+  message: string;
+}
+
+/** One provider call that got an answer, kept for tracing with the provider's support. */
+export interface ProviderCall {
+  batch: number;
+  httpStatus: number;
+  targets: number;
+  requestId?: string;
+  providerWorkflowId?: string;
+}
+
+export interface Counts {
+  submitted: number;
+  pending: number;
+  accepted: number;
+  rejected: number;
+  failed: number;
+  superseded: number;
+}
+
+export type SyncPhase = 'validating' | 'sending' | 'open' | 'closed';
+
+export type ClosedReason = 'nothing-to-fix' | 'window-ended' | 'finished' | 'aborted';
+
+export interface SyncReport {
+  workflowId: string;
+  provider: string;
+  phase: SyncPhase;
+  counts: Counts;
+  rejected: Rejection[];
+  failed: Failure[];
+  warnings: Warning[];
+  superseded: { id: string; by: string }[];
+  /** Re-submitted items that were not taken (malformed, or naming nothing to fix). */
+  refused: RefusedItem[];
+  calls: ProviderCall[];
+  /** ISO time at which the re-submission window closes, once the first pass has settled. */
+  windowEndsAt?: string;
+  closedReason?: ClosedReason;
+  /** Why the sync was aborted, naming the problem and the fix. */
+  abortReason?: string;
+  /** True once the first pass (every original target sent and answered) has settled. */
+  firstPassSettled: boolean;
+}
+
+/** True when the report's promise holds: every target is counted in exactly one state. */
+export const countsAddUp = (c: Counts): boolean =>
+  c.submitted === c.pending + c.accepted + c.rejected + c.failed + c.superseded;

@@ -1,0 +1,1 @@
+export { syncWorkflow } from './sync.ts';
