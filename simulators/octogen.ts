@@ -130,12 +130,7 @@ function octogenStatusBody(status: number): unknown {
   return genericStatusBody(status);
 }
 
-function answerRefresh(
-  request: ApiRequest,
-  fault: Fault | null,
-  index: OctogenIndex,
-  config: OctogenSimConfig,
-): Reply {
+function answerRefresh(request: ApiRequest, fault: Fault | null, index: OctogenIndex, config: OctogenSimConfig): Reply {
   const key = bearerKey(request.headers);
   // Object.hasOwn: a key named "constructor" must not authenticate through the prototype.
   const granted = key !== undefined && Object.hasOwn(config.keys, key) ? config.keys[key] : undefined;
@@ -157,13 +152,20 @@ function answerRefresh(
     return {
       status: 403,
       body: {
-        error: { code: 'catalog_not_granted', message: message(firstUngranted.catalog), catalog: firstUngranted.catalog },
+        error: {
+          code: 'catalog_not_granted',
+          message: message(firstUngranted.catalog),
+          catalog: firstUngranted.catalog,
+        },
         rejected: ungranted.map((u) => rejection(u.target, 'catalog_not_granted', message(u.catalog))),
       },
     };
   }
 
-  const outcomes = targets.map((t, i) => ({ sent: sent[i], rejected: resolveTarget(t, sent[i], granted, index, config) }));
+  const outcomes = targets.map((t, i) => ({
+    sent: sent[i],
+    rejected: resolveTarget(t, sent[i], granted, index, config),
+  }));
   if (fault?.kind === 'reject-transient') {
     // Provider-specific meaning of the generic fault: the first `count` accepted targets bounce.
     let left = fault.count ?? Number.POSITIVE_INFINITY;

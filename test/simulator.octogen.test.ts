@@ -176,7 +176,11 @@ describe('partial success', () => {
   it('only sees the catalogs granted to the key', async () => {
     const wl = product('warrenlotas', 1);
     // For the restricted key the shared url exists in only one granted catalog: no ambiguity.
-    const res = await refresh(sim, [{ url: SHARED_DEMO_URL }, { uuid: wl.uuid }, { url: wl.url }], RESTRICTED_OCTOGEN_KEY);
+    const res = await refresh(
+      sim,
+      [{ url: SHARED_DEMO_URL }, { uuid: wl.uuid }, { url: wl.url }],
+      RESTRICTED_OCTOGEN_KEY,
+    );
     expect(res.status).toBe(202);
     expect(res.body.accepted).toEqual([{ url: SHARED_DEMO_URL }]);
     expect(res.body.rejected.map((r: { code: string }) => r.code)).toEqual(['product_not_found', 'product_not_found']);
@@ -207,7 +211,11 @@ describe('partial success', () => {
         expect(res.body.accepted).toHaveLength(500);
         expect(res.body.rejected).toEqual([]);
       }
-      const tooMany = await refresh(big, products.slice(0, 501).map((p) => ({ url: p.url })), 'k');
+      const tooMany = await refresh(
+        big,
+        products.slice(0, 501).map((p) => ({ url: p.url })),
+        'k',
+      );
       expect(tooMany.status).toBe(422);
       expect(tooMany.body.error.code).toBe('invalid_request');
       expect(tooMany.body.error.message).toContain('500');
@@ -236,7 +244,11 @@ describe('request errors', () => {
     ['targets not an array', { raw: '{"targets": {"uuid": "x"}}' }, /array/],
     ['empty targets', { raw: '{"targets": []}' }, /at least one/],
     ['a non-object target', { raw: `{"targets": [{"uuid": "${DOC_UUID}"}, 42]}` }, /targets\[1\]: .*object/],
-    ['both url and uuid', { raw: '{"targets": [{"uuid": "a", "url": "https://a.example/"}]}' }, /targets\[0\]: .*exactly one of url or uuid/],
+    [
+      'both url and uuid',
+      { raw: '{"targets": [{"uuid": "a", "url": "https://a.example/"}]}' },
+      /targets\[0\]: .*exactly one of url or uuid/,
+    ],
     ['neither url nor uuid', { raw: '{"targets": [{"catalog": "northwind"}]}' }, /exactly one of url or uuid/],
     ['a non-string uuid', { raw: '{"targets": [{"uuid": 7}]}' }, /targets\[0\]\.uuid/],
     ['an unknown target field', { raw: '{"targets": [{"uuid": "a", "id": "t1"}]}' }, /"id"/],
@@ -283,12 +295,19 @@ describe('recording', () => {
     await refresh(sim, [{ uuid: DOC_UUID }]);
     await refresh(sim, [{ uuid: DOC_UUID }], 'sk-live-super-secret');
     expect(sim.requests).toEqual([
-      expect.objectContaining({ method: 'POST', path: '/v1/products/refresh', keyValid: true, status: 202, body: { targets: [{ uuid: DOC_UUID }] } }),
+      expect.objectContaining({
+        method: 'POST',
+        path: '/v1/products/refresh',
+        keyValid: true,
+        status: 202,
+        body: { targets: [{ uuid: DOC_UUID }] },
+      }),
       expect.objectContaining({ keyValid: false, status: 401 }),
     ]);
     expect(sim.requests[0]?.at).toBeLessThanOrEqual(sim.requests[1]?.at ?? 0);
     expect(sim.requests[0]).not.toHaveProperty('fault');
-    const exposed = JSON.stringify(sim.requests) + (await call(sim, undefined, { method: 'GET', path: '/_sim/requests' })).body;
+    const exposed =
+      JSON.stringify(sim.requests) + (await call(sim, undefined, { method: 'GET', path: '/_sim/requests' })).body;
     expect(exposed).not.toContain(DEMO_OCTOGEN_KEY);
     expect(exposed).not.toContain('super-secret');
   });
@@ -399,7 +418,12 @@ describe('faults', () => {
     const a = product('warrenlotas', 1);
     const b = product('warrenlotas', 2);
     const c = product('warrenlotas', 3);
-    const res = await refresh(sim, [{ uuid: a.uuid }, { url: 'https://nowhere.example/x' }, { uuid: b.uuid }, { uuid: c.uuid }]);
+    const res = await refresh(sim, [
+      { uuid: a.uuid },
+      { url: 'https://nowhere.example/x' },
+      { uuid: b.uuid },
+      { uuid: c.uuid },
+    ]);
     expect(res.status).toBe(202);
     expect(res.body.accepted).toEqual([{ uuid: c.uuid }]);
     expect(res.body.rejected).toEqual([
@@ -414,7 +438,10 @@ describe('faults', () => {
     const res = await refresh(sim, [{ uuid: DOC_UUID }, NEW_DROP]);
     expect(res.status).toBe(400);
     expect(res.body.accepted).toEqual([]);
-    expect(res.body.rejected.map((r: { code: string }) => r.code)).toEqual(['temporarily_unavailable', 'temporarily_unavailable']);
+    expect(res.body.rejected.map((r: { code: string }) => r.code)).toEqual([
+      'temporarily_unavailable',
+      'temporarily_unavailable',
+    ]);
   });
 
   it('consumes faults only on the API path', async () => {
@@ -443,7 +470,11 @@ describe('faults', () => {
     injector.rate(1, { kind: 'truncate' });
     injector.script(null, { kind: 'reset' });
     // The script goes first, then the rate.
-    expect([injector.next(), injector.next(), injector.next()]).toEqual([null, { kind: 'reset' }, { kind: 'truncate' }]);
+    expect([injector.next(), injector.next(), injector.next()]).toEqual([
+      null,
+      { kind: 'reset' },
+      { kind: 'truncate' },
+    ]);
     injector.rate(0, { kind: 'truncate' });
     expect(injector.next()).toBeNull();
     expect(() => injector.rate(1.5, { kind: 'reset' })).toThrow(RangeError);

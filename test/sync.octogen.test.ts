@@ -4,7 +4,15 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { awaitFirstPass, awaitReport, finish, getStatus, resubmit, resubmitBySignal, startSync } from '../client/index.ts';
+import {
+  awaitFirstPass,
+  awaitReport,
+  finish,
+  getStatus,
+  resubmit,
+  resubmitBySignal,
+  startSync,
+} from '../client/index.ts';
 import { FailureType, countsAddUp, type SyncReport } from '../contracts/index.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { connectTestEnv, uniqueKey, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
@@ -12,7 +20,11 @@ import { connectTestEnv, uniqueKey, withWorker, type TemporalTestEnv } from './h
 const KEY = 'test-octogen-key';
 const alpha = makeOctogenProducts('alpha', 1300);
 const beta = makeOctogenProducts('beta', 20);
-const shared = { uuid: '22222222-2222-4222-8222-222222222222', url: 'https://shared.example/products/9', catalog: 'alpha' };
+const shared = {
+  uuid: '22222222-2222-4222-8222-222222222222',
+  url: 'https://shared.example/products/9',
+  catalog: 'alpha',
+};
 const sharedBeta = { ...shared, uuid: '33333333-3333-4333-8333-333333333333', catalog: 'beta' };
 
 let t: TemporalTestEnv;

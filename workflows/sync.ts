@@ -72,6 +72,8 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   // The retry policy of provider calls, declared against failure type names only.
   const { sendBatch } = proxyActivities<SyncActivities>({
     startToCloseTimeout: '2 minutes',
+    // A worker that dies mid-call is noticed here, and the batch is retried elsewhere.
+    heartbeatTimeout: '10 seconds',
     retry: {
       initialInterval: opts.callInitialInterval,
       backoffCoefficient: 2,
