@@ -29,7 +29,7 @@ export interface DevServerOptions {
   port?: number;
   /** Web UI port; 0 or omitted picks a free one. Ignored when headless. */
   uiPort?: number;
-  /** SQLite file for persistent state; undefined keeps everything in memory. */
+  /** SQLite file for persistent state (parent dirs are created); undefined or '' keeps everything in memory. */
   dbFile?: string | undefined;
   /** Disable the Web UI. Default false. */
   headless?: boolean;

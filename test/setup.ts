@@ -7,7 +7,11 @@ import { afterEach, beforeEach, expect, vi } from 'vitest';
 
 export const runtimeLog: LogEntry[] = [];
 try {
-  Runtime.install({ logger: new DefaultLogger('WARN', (entry) => runtimeLog.push(entry)) });
+  Runtime.install({
+    logger: new DefaultLogger('WARN', (entry) => runtimeLog.push(entry)),
+    // Core's own logs go through the same logger instead of straight to stderr.
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'WARN' }, forward: {} } },
+  });
 } catch {
   // Already installed in this process by an earlier file.
 }
