@@ -40,6 +40,9 @@ export function takeResubmission(ledger: Ledger, resubmission: Resubmission, pla
       const entry = fixes === undefined ? undefined : ledger.entries[fixes];
       if (fixes === undefined || !entry)
         return refuse('unknown_target', `${item.fixes} is not a target of this sync; use an id from the report`);
+      if (claimed.has(fixes)) {
+        return refuse('duplicate_fix', `${item.fixes} is already fixed by an earlier item of this re-submission`);
+      }
       if (!isFixable(entry)) {
         return refuse(
           'not_fixable',
@@ -62,8 +65,6 @@ export function takeResubmission(ledger: Ledger, resubmission: Resubmission, pla
         );
       }
     }
-    if (claimed.has(fixes))
-      return refuse('duplicate_fix', `${targetId(fixes)} is already fixed by an earlier item of this re-submission`);
     claimed.add(fixes);
     const seq = ledger.entries.length;
     ledger.entries.push({

@@ -1,0 +1,135 @@
+/** Validation, batching, answer mapping and error classification, without a server. */
+import { ApplicationFailure } from '@temporalio/common';
+import { describe, expect, it } from 'vitest';
+import { errorBody, networkFailure, parseRetryAfter, statusFailure } from '../activities/failures.ts';
+import { planTargets } from '../activities/plan.ts';
+import { octogen } from '../activities/providers/octogen.ts';
+import { FailureType } from '../contracts/index.ts';
+import { newLedger, settle } from '../workflows/ledger.ts';
+import { takeResubmission } from '../workflows/resubmission.ts';
+
+const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const seqd = (targets: unknown[]) => targets.map((target, seq) => ({ seq, target }));
+
+describe('planTargets (Octogen)', () => {
+  it('cuts batches of at most the limit, never mixing pinned catalogs, in caller order', () => {
+    const targets = [
+      ...Array.from({ length: 3 }, (_, i) => ({ uuid: uuid(i) })),
+      { catalog: 'a', url: 'https://a.com/1' },
+      { uuid: uuid(9) },
+      { catalog: 'a', url: 'https://a.com/2' },
+    ];
+    const plan = planTargets(octogen, seqd(targets), 2);
+    expect(plan.batches).toEqual([
+      [0, 1],
+      [2, 4],
+      [3, 5],
+    ]);
+    expect(plan.rejections).toEqual([]);
+    expect(plan.valid.map((v) => v.identity)).toContain('url:https://a.com/1');
+  });
+
+  it('caps a batch size above the provider limit at 500', () => {
+    const plan = planTargets(octogen, seqd(Array.from({ length: 1001 }, (_, i) => ({ uuid: uuid(i) }))), 10_000);
+    expect(plan.batches.map((b) => b.length)).toEqual([500, 500, 1]);
+  });
+
+  it('rejects malformed targets with messages that name the field and the fix', () => {
+    const plan = planTargets(
+      octogen,
+      seqd([
+        { uuid: 'nope' },
+        { url: 'ftp://x.com/a' },
+        { uuid: uuid(1), extra: 1 },
+        'just a string',
+        { catalog: '', uuid: uuid(2) },
+      ]),
+    );
+    const messages = plan.rejections.map((r) => r.message);
+    expect(plan.rejections.every((r) => r.code === 'invalid_target')).toBe(true);
+    expect(messages[0]).toMatch(/uuid must be a UUID/);
+    expect(messages[1]).toMatch(/url must be an absolute http\(s\)/);
+    expect(messages[2]).toMatch(/unknown field extra/);
+    expect(messages[3]).toMatch(/must be an object/);
+    expect(messages[4]).toMatch(/catalog must not be empty/);
+    expect(plan.batches).toEqual([]);
+  });
+});
+
+describe('failure classification', () => {
+  const s = (status: number, headers = {}) =>
+    statusFailure('octogen', 'Octogen', status, headers, {}, { auth: 'fix the key' });
+  it('names each failure by type; 429 carries Retry-After as the next retry delay', () => {
+    expect([503, 502, 504, 500].map((x) => s(x).type)).toEqual(Array(4).fill(FailureType.ProviderUnavailable));
+    expect(s(401).type).toBe(FailureType.ProviderAuthError);
+    expect(s(422).type).toBe(FailureType.ProviderCallerError);
+    expect(s(400).type).toBe(FailureType.ProviderCallerError);
+    expect(s(413).type).toBe(FailureType.ProviderBatchTooLarge);
+    const limited = s(429, { 'retry-after': '2' });
+    expect(limited.type).toBe(FailureType.ProviderRateLimited);
+    expect(limited.nextRetryDelay).toBe(2000);
+  });
+  it('reads Retry-After as seconds or a date', () => {
+    expect(parseRetryAfter('3')).toBe(3000);
+    expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6000);
+    expect(parseRetryAfter('soon')).toBeUndefined();
+  });
+  it('keeps the cause of a network failure and its stable code', () => {
+    const err = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
+    const f = networkFailure('octogen', 'Octogen', err);
+    expect(f).toBeInstanceOf(ApplicationFailure);
+    expect(f.type).toBe(FailureType.ProviderNetworkError);
+    expect(f.cause).toBe(err);
+    expect(f.message).toMatch(/UND_ERR_SOCKET/);
+  });
+  it('reads error bodies in both shapes', () => {
+    expect(errorBody({ error: { code: 'x', message: 'y' } })).toEqual({ code: 'x', message: 'y' });
+    expect(errorBody({ status: false, message: 'z' })).toEqual({ message: 'z' });
+  });
+});
+
+describe('takeResubmission', () => {
+  const ledger = () => {
+    const l = newLedger([{ url: 'https://s/1' }, { uuid: uuid(1) }, { url: 'bad' }]);
+    l.entries[0]!.identity = 'url:https://s/1';
+    settle(l.entries[0]!, 'rejected', { code: 'ambiguous_url', message: 'm', origin: 'provider' });
+    l.entries[1]!.identity = `uuid:${uuid(1)}`;
+    settle(l.entries[1]!, 'accepted');
+    settle(l.entries[2]!, 'rejected', { code: 'invalid_target', message: 'm', origin: 'validation' });
+    return l;
+  };
+
+  it('matches by id or identity, supersedes, and refuses what it cannot take', () => {
+    const l = ledger();
+    const items = [
+      { target: { catalog: 'c', url: 'https://s/1' } },
+      { fixes: 't2', target: { uuid: uuid(2) } },
+      { fixes: 't1', target: { uuid: uuid(1) } },
+      { fixes: 't99', target: { uuid: uuid(3) } },
+      { target: { uuid: uuid(4) } },
+    ];
+    const plan = planTargets(octogen, seqd(items.map((i) => i.target)));
+    const { answer, batches } = takeResubmission(l, { items }, plan);
+    expect(answer.taken).toEqual([
+      { index: 0, id: 't3', supersedes: 't0' },
+      { index: 1, id: 't4', supersedes: 't2' },
+    ]);
+    expect(answer.refused.map((r) => [r.index, r.code])).toEqual([
+      [2, 'not_fixable'],
+      [3, 'unknown_target'],
+      [4, 'nothing_to_fix'],
+    ]);
+    expect(l.entries.map((e) => e.state)).toEqual(['superseded', 'accepted', 'superseded', 'pending', 'pending']);
+    expect(batches.flat().sort()).toEqual([3, 4]);
+  });
+
+  it('refuses a second fix of the same rejection in one re-submission', () => {
+    const l = ledger();
+    const items = [
+      { fixes: 't0', target: { catalog: 'c', url: 'https://s/1' } },
+      { fixes: 't0', target: { catalog: 'd', url: 'https://s/1' } },
+    ];
+    const { answer } = takeResubmission(l, { items }, planTargets(octogen, seqd(items.map((i) => i.target))));
+    expect(answer.refused.map((r) => r.code)).toEqual(['duplicate_fix']);
+  });
+});
