@@ -88,9 +88,9 @@ function toResubmissionItems(targets: FileTarget[]): ResubmissionItem[] {
 }
 
 export function buildCli(): Command {
-  const program = new Command('catalog-sync')
-    .description('Push product catalog changes to catalog services as durable Temporal workflows')
-;
+  const program = new Command('catalog-sync').description(
+    'Push product catalog changes to catalog services as durable Temporal workflows',
+  );
 
   program
     .command('submit')
