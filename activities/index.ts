@@ -75,9 +75,9 @@ export function createActivities(deps: ActivityDeps) {
   return {
     async planTargets(input: PlanInput): Promise<Plan> {
       const adapter = adapterOrFail(input.provider);
-      // Fail before any call when this worker cannot reach the provider at all.
-      configFor(adapter);
-      return planTargets(adapter, input.targets, input.batchSize);
+      // Fails before any call when this worker cannot reach the provider at all.
+      const config = configFor(adapter);
+      return planTargets(adapter, adapter.limits(config), input.targets, input.batchSize);
     },
 
     async sendBatch(input: SendBatchInput): Promise<BatchAnswer> {

@@ -3,7 +3,7 @@
  * cut into calls the provider accepts. Pure: the activity wraps it, tests call it directly.
  */
 import type { z } from 'zod';
-import type { AnyProviderAdapter } from './providers/adapter.ts';
+import type { AnyProviderAdapter, BatchLimits } from './providers/adapter.ts';
 
 export interface SequencedTarget {
   seq: number;
@@ -36,9 +36,14 @@ export function describeIssues(error: z.ZodError): string {
 
 const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
 
-export function planTargets(adapter: AnyProviderAdapter, items: SequencedTarget[], batchSize?: number): Plan {
-  const maxTargets = Math.min(batchSize ?? adapter.limits.maxTargets, adapter.limits.maxTargets);
-  const { maxBytes, maxTargetBytes } = adapter.limits;
+export function planTargets(
+  adapter: AnyProviderAdapter,
+  limits: BatchLimits,
+  items: SequencedTarget[],
+  batchSize?: number,
+): Plan {
+  const maxTargets = Math.min(batchSize ?? limits.maxTargets, limits.maxTargets);
+  const { maxBytes, maxTargetBytes } = limits;
   const valid: Plan['valid'] = [];
   const rejections: PlannedRejection[] = [];
   // Groups keep first-appearance order so batches follow the caller's order within a group.

@@ -82,6 +82,12 @@ export type TargetState = 'pending' | 'accepted' | 'rejected' | 'failed' | 'supe
 /** Where a rejection came from: our validation before any call, or the provider's answer. */
 export type RejectionOrigin = 'validation' | 'provider';
 
+/**
+ * Provider calls run on a task queue of their own per provider, so a provider's request budget
+ * can be declared as that queue's rate limit and enforced by Temporal across every worker.
+ */
+export const providerTaskQueue = (syncTaskQueue: string, provider: string): string => `${syncTaskQueue}.${provider}`;
+
 /** Target identifiers in reports: "t" + the order in which the sync received it. */
 export const targetId = (seq: number): string => `t${seq}`;
 export const parseTargetId = (id: string): number | undefined => {

@@ -19,7 +19,7 @@ describe('planTargets (Octogen)', () => {
       { uuid: uuid(9) },
       { catalog: 'a', url: 'https://a.com/2' },
     ];
-    const plan = planTargets(octogen, seqd(targets), 2);
+    const plan = planTargets(octogen, { maxTargets: 500 }, seqd(targets), 2);
     expect(plan.batches).toEqual([
       [0, 1],
       [2, 4],
@@ -30,13 +30,19 @@ describe('planTargets (Octogen)', () => {
   });
 
   it('caps a batch size above the provider limit at 500', () => {
-    const plan = planTargets(octogen, seqd(Array.from({ length: 1001 }, (_, i) => ({ uuid: uuid(i) }))), 10_000);
+    const plan = planTargets(
+      octogen,
+      { maxTargets: 500 },
+      seqd(Array.from({ length: 1001 }, (_, i) => ({ uuid: uuid(i) }))),
+      10_000,
+    );
     expect(plan.batches.map((b) => b.length)).toEqual([500, 500, 1]);
   });
 
   it('rejects malformed targets with messages that name the field and the fix', () => {
     const plan = planTargets(
       octogen,
+      { maxTargets: 500 },
       seqd([
         { uuid: 'nope' },
         { url: 'ftp://x.com/a' },
@@ -108,7 +114,7 @@ describe('takeResubmission', () => {
       { fixes: 't99', target: { uuid: uuid(3) } },
       { target: { uuid: uuid(4) } },
     ];
-    const plan = planTargets(octogen, seqd(items.map((i) => i.target)));
+    const plan = planTargets(octogen, { maxTargets: 500 }, seqd(items.map((i) => i.target)));
     const { answer, batches } = takeResubmission(l, { items }, plan);
     expect(answer.taken).toEqual([
       { index: 0, id: 't3', supersedes: 't0' },
@@ -129,7 +135,11 @@ describe('takeResubmission', () => {
       { fixes: 't0', target: { catalog: 'c', url: 'https://s/1' } },
       { fixes: 't0', target: { catalog: 'd', url: 'https://s/1' } },
     ];
-    const { answer } = takeResubmission(l, { items }, planTargets(octogen, seqd(items.map((i) => i.target))));
+    const { answer } = takeResubmission(
+      l,
+      { items },
+      planTargets(octogen, { maxTargets: 500 }, seqd(items.map((i) => i.target))),
+    );
     expect(answer.refused.map((r) => r.code)).toEqual(['duplicate_fix']);
   });
 });

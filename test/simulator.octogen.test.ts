@@ -558,7 +558,7 @@ describe('lifecycle', () => {
     const root = fileURLToPath(new URL('..', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', 'simulators/main.ts'], {
       cwd: root,
-      env: { ...process.env, OCTOGEN_SIM_PORT: '0' },
+      env: { ...process.env, OCTOGEN_SIM_PORT: '0', INSIDER_SIM_PORT: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     try {

@@ -33,7 +33,7 @@ export async function runWorker(
       ...(env.CATALOG_SYNC_WORKFLOW_BUNDLE ? { workflowBundlePath: env.CATALOG_SYNC_WORKFLOW_BUNDLE } : {}),
     });
     log(
-      `catalog-sync worker: serving ${readiness.ready.join(', ')} on task queue "${settings.taskQueue}" ` +
+      `catalog-sync worker: serving ${readiness.ready.map((r) => r.provider).join(', ')} on task queue "${settings.taskQueue}" ` +
         `(namespace "${settings.namespace}" at ${settings.address})`,
     );
     await worker.run();

@@ -1,18 +1,27 @@
 /**
- * Builds the sync worker: workflows (bundled from source, or a prebuilt bundle) and the
- * activities made from this process's environment. One worker serves every provider it is
- * configured for; more workers on the same task queue scale it out.
+ * Builds the sync workers: one for workflows (and the planning activity), and one per provider
+ * this environment can call, polling that provider's activity task queue. A provider with a
+ * request budget gets it as the queue's rate limit, which Temporal enforces across every worker.
+ * More processes on the same task queue scale it out.
  */
 import { fileURLToPath } from 'node:url';
-import type { NativeConnection } from '@temporalio/worker';
-import { Worker, type WorkerOptions } from '@temporalio/worker';
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
 import { providers } from '../activities/providers/index.ts';
+import { providerTaskQueue } from '../contracts/index.ts';
 
 export const workflowsPath = (): string => fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
+/** Below the budget by this share, so bursts of the server's rate limiter stay under the provider's. */
+const BUDGET_HEADROOM = 0.9;
+
+export interface ReadyProvider {
+  provider: string;
+  requestsPerMinute?: number;
+}
+
 export interface ProviderReadiness {
-  ready: string[];
+  ready: ReadyProvider[];
   missing: { provider: string; variables: string[]; hint: string }[];
 }
 
@@ -21,8 +30,12 @@ export function providerReadiness(env: NodeJS.ProcessEnv): ProviderReadiness {
   const out: ProviderReadiness = { ready: [], missing: [] };
   for (const adapter of Object.values(providers)) {
     const read = adapter.configFromEnv(env);
-    if ('missing' in read) out.missing.push({ provider: adapter.name, variables: read.missing, hint: read.hint });
-    else out.ready.push(adapter.name);
+    if ('missing' in read) {
+      out.missing.push({ provider: adapter.name, variables: read.missing, hint: read.hint });
+      continue;
+    }
+    const budget = adapter.budget?.(read.config);
+    out.ready.push({ provider: adapter.name, ...(budget ? { requestsPerMinute: budget.requestsPerMinute } : {}) });
   }
   return out;
 }
@@ -37,15 +50,52 @@ export interface SyncWorkerOptions {
   extra?: Partial<WorkerOptions>;
 }
 
-export async function createSyncWorker(opts: SyncWorkerOptions): Promise<Worker> {
-  return Worker.create({
-    connection: opts.connection,
-    namespace: opts.namespace,
-    taskQueue: opts.taskQueue,
-    activities: createActivities(opts.activityDeps),
-    ...(opts.workflowBundlePath
-      ? { workflowBundle: { codePath: opts.workflowBundlePath } }
-      : { workflowsPath: workflowsPath() }),
-    ...opts.extra,
-  });
+/** The workers of one process, run and stopped together. */
+export interface SyncWorker {
+  providers: ReadyProvider[];
+  run(): Promise<void>;
+  runUntil<T>(promise: Promise<T>): Promise<T>;
+  shutdown(): void;
+}
+
+export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWorker> {
+  const activities = createActivities(opts.activityDeps);
+  const ready = providerReadiness(opts.activityDeps.env).ready;
+  const base = { connection: opts.connection, namespace: opts.namespace };
+  const workers = [
+    await Worker.create({
+      ...base,
+      taskQueue: opts.taskQueue,
+      activities: { planTargets: activities.planTargets },
+      ...(opts.workflowBundlePath
+        ? { workflowBundle: { codePath: opts.workflowBundlePath } }
+        : { workflowsPath: workflowsPath() }),
+      ...opts.extra,
+    }),
+  ];
+  for (const p of ready) {
+    workers.push(
+      await Worker.create({
+        ...base,
+        taskQueue: providerTaskQueue(opts.taskQueue, p.provider),
+        activities: { sendBatch: activities.sendBatch },
+        ...(p.requestsPerMinute !== undefined
+          ? { maxTaskQueueActivitiesPerSecond: (p.requestsPerMinute * BUDGET_HEADROOM) / 60 }
+          : {}),
+      }),
+    );
+  }
+  return {
+    providers: ready,
+    run: async () => {
+      await Promise.all(workers.map((w) => w.run()));
+    },
+    runUntil: async <T>(promise: Promise<T>): Promise<T> => {
+      const [result] = await Promise.all([promise, ...workers.map((w) => w.runUntil(promise))]);
+      return result;
+    },
+    shutdown: () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+  };
 }

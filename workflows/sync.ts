@@ -24,6 +24,7 @@ import {
   SyncOptionsSchema,
   finishSignal,
   resubmitSignal,
+  providerTaskQueue,
   resolveOptions,
   resubmitUpdate,
   statusQuery,
@@ -71,6 +72,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   });
   // The retry policy of provider calls, declared against failure type names only.
   const { sendBatch } = proxyActivities<SyncActivities>({
+    taskQueue: providerTaskQueue(workflowInfo().taskQueue, provider),
     startToCloseTimeout: '2 minutes',
     // A worker that dies mid-call is noticed here, and the batch is retried elsewhere.
     heartbeatTimeout: '10 seconds',

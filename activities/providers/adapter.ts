@@ -43,7 +43,13 @@ export interface ProviderAdapter<Target = unknown, Config = unknown> {
   title: string;
   /** Validates one target; error messages must name the field and the fix. */
   targetSchema: z.ZodType<Target>;
-  limits: BatchLimits;
+  /** Batch limits; some are settings of the provider account, so they come from its config. */
+  limits(config: Config): BatchLimits;
+  /**
+   * The account's request budget, when the provider has one. The worker declares it as the rate
+   * limit of the provider's activity task queue, which Temporal enforces across every sync and worker.
+   */
+  budget?(config: Config): { requestsPerMinute: number } | undefined;
   /** Targets with different group keys never share a batch (Octogen: the pinned catalog). */
   groupKey(target: Target): string;
   /** What identifies the product to the provider: matches answers and re-submissions to targets. */

@@ -116,7 +116,7 @@ export const octogen: ProviderAdapter<OctogenTarget, OctogenConfig> = {
   name: 'octogen',
   title: 'Octogen',
   targetSchema: OctogenTargetSchema,
-  limits: { maxTargets: 500 },
+  limits: () => ({ maxTargets: 500 }),
   groupKey: (t) => t.catalog ?? '',
   identity: identityOf,
   // Octogen documents no per-target transient codes; these are the ones its retry guidance implies.

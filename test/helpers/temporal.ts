@@ -4,10 +4,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import type { Dispatcher } from 'undici';
 import { inject } from 'vitest';
-import { createSyncWorker } from '../../worker/worker.ts';
+import { createSyncWorker, type SyncWorker } from '../../worker/worker.ts';
 
 export interface TemporalTestEnv {
   client: Client;
@@ -44,7 +44,7 @@ export interface WorkerSpec {
   requestTimeoutMs?: number;
 }
 
-export async function makeWorker(t: TemporalTestEnv, spec: WorkerSpec): Promise<Worker> {
+export async function makeWorker(t: TemporalTestEnv, spec: WorkerSpec): Promise<SyncWorker> {
   return createSyncWorker({
     connection: t.nativeConnection,
     namespace: t.namespace,
