@@ -234,6 +234,11 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   }
   if (namespace !== 'default') args.push('--namespace', namespace); // "default" always exists
   for (const sa of searchAttributes) args.push('--search-attribute', `${sa.name}=${sa.cliType}`);
+  // One partition per task queue: a provider budget declared as a task queue rate limit is then
+  // enforced by one limiter instead of being split across partitions that pollers reach unevenly.
+  for (const setting of ['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1']) {
+    args.push('--dynamic-config-value', setting);
+  }
 
   const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];

@@ -10,7 +10,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import type { BatchAnswer, PlanInput, Plan, SendBatchInput } from '../activities/index.ts';
-import { FailureType, countsAddUp, type SyncReport } from '../contracts/index.ts';
+import { FailureType, countsAddUp, providerTaskQueue, type SyncReport } from '../contracts/index.ts';
 import { temporalTestServerPath } from '../scripts/temporal-bin.ts';
 import type { syncWorkflow } from '../workflows/index.ts';
 
@@ -41,19 +41,28 @@ const mockActivities = (answer: (input: SendBatchInput) => BatchAnswer) => ({
 
 async function run(activities: ReturnType<typeof mockActivities>, targets: unknown[], options = {}) {
   const taskQueue = `window-${randomUUID()}`;
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowBundle: { codePath: inject('workflowBundlePath') },
-    activities,
-  });
-  return worker.runUntil(
-    env.client.workflow.execute<typeof syncWorkflow>('syncWorkflow', {
+  // The same split as production: workflows and planning on the sync queue, calls on the provider's.
+  const workers = [
+    await Worker.create({
+      connection: env.nativeConnection,
       taskQueue,
-      workflowId: `window-${randomUUID()}`,
-      args: [{ provider: 'mock', targets, options }],
+      workflowBundle: { codePath: inject('workflowBundlePath') },
+      activities: { planTargets: activities.planTargets },
     }),
-  );
+    await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: providerTaskQueue(taskQueue, 'mock'),
+      activities: { sendBatch: activities.sendBatch },
+    }),
+  ];
+  const execution = env.client.workflow.execute<typeof syncWorkflow>('syncWorkflow', {
+    taskQueue,
+    workflowId: `window-${randomUUID()}`,
+    args: [{ provider: 'mock', targets, options }],
+  });
+  // Workers stop only once the workflow has closed, failed or not.
+  await Promise.all(workers.map((w) => w.runUntil(execution.catch(() => undefined))));
+  return execution;
 }
 
 it('keeps a sync with rejections open for its hour-long window, then closes with the rejection standing', async () => {

@@ -91,8 +91,9 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
       await Promise.all(workers.map((w) => w.run()));
     },
     runUntil: async <T>(promise: Promise<T>): Promise<T> => {
-      const [result] = await Promise.all([promise, ...workers.map((w) => w.runUntil(promise))]);
-      return result;
+      // Every worker drains before the outcome is given back, whether the promise settles well or not.
+      await Promise.all(workers.map((w) => w.runUntil(promise.catch(() => undefined))));
+      return promise;
     },
     shutdown: () => {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
