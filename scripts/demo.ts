@@ -9,11 +9,17 @@ import net from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { awaitFirstPass, awaitReport, finish, resubmit, startSync } from '../client/sync-client.ts';
+import { awaitFirstPass, awaitReport, finish, getStatus, resubmit, startSync } from '../client/sync-client.ts';
 import { workflowUiLink } from '../client/connection.ts';
 import { formatReport, formatResubmission } from '../client/format.ts';
 import { readTargetsFile } from '../client/targets-file.ts';
 import type { ResubmissionItem } from '../contracts/index.ts';
+import {
+  DEMO_INSIDER_PARTNER,
+  DEMO_INSIDER_TOKEN,
+  demoInsiderCatalog,
+  startInsiderSimulator,
+} from '../simulators/insider.ts';
 import { DEMO_OCTOGEN_KEY, demoOctogenIndex, startOctogenSimulator } from '../simulators/octogen.ts';
 import { createSyncWorker } from '../worker/worker.ts';
 import { startDevServer, type DevServer } from './dev-server.ts';
@@ -47,11 +53,13 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const stops: (() => Promise<void>)[] = [];
   try {
-    say('catalog-sync demo: starting a Temporal dev server, the Octogen simulator and a worker...');
+    say('catalog-sync demo: starting a Temporal dev server, the Octogen and Insider simulators and a worker...');
     const t = await temporal();
     if (t.server) stops.push(() => t.server!.stop());
-    const sim = await startOctogenSimulator(demoOctogenIndex());
-    stops.push(() => sim.close());
+    const octogenSim = await startOctogenSimulator(demoOctogenIndex());
+    stops.push(() => octogenSim.close());
+    const insiderSim = await startInsiderSimulator({ ...demoInsiderCatalog(), requestsPerMinute: 60 });
+    stops.push(() => insiderSim.close());
 
     const taskQueue = `catalog-sync-demo-${randomUUID().slice(0, 8)}`;
     const nativeConnection = await NativeConnection.connect({ address: t.address });
@@ -59,7 +67,15 @@ async function main(): Promise<void> {
       connection: nativeConnection,
       namespace: t.namespace,
       taskQueue,
-      activityDeps: { env: { OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: DEMO_OCTOGEN_KEY } },
+      activityDeps: {
+        env: {
+          OCTOGEN_BASE_URL: octogenSim.url,
+          OCTOGEN_PLATFORM_API_KEY: DEMO_OCTOGEN_KEY,
+          INSIDER_BASE_URL: insiderSim.url,
+          INSIDER_PARTNER_NAME: DEMO_INSIDER_PARTNER,
+          INSIDER_REQUEST_TOKEN: DEMO_INSIDER_TOKEN,
+        },
+      },
     });
     const running = worker.run();
     stops.push(async () => {
@@ -71,39 +87,55 @@ async function main(): Promise<void> {
     stops.push(() => connection.close());
     const client = new Client({ connection, namespace: t.namespace });
     const settings = { uiUrl: t.uiUrl, namespace: t.namespace };
-    say(`  Temporal ${t.address} (UI ${t.uiUrl}), Octogen simulator ${sim.url}, task queue ${taskQueue}`);
+    say(`  Temporal ${t.address} (UI ${t.uiUrl}), task queue ${taskQueue}`);
+    say(`  Octogen simulator ${octogenSim.url}, Insider simulator ${insiderSim.url}`);
 
     const examples = path.join(projectRoot(), 'examples');
-    const targets = await readTargetsFile(path.join(examples, 'octogen-targets.ndjson'));
-    say(`\n1. submit ${targets.length} Octogen targets (examples/octogen-targets.ndjson), one of them malformed`);
-    const { workflowId } = await startSync(
-      client,
-      { provider: 'octogen', key: `demo-${randomUUID().slice(0, 8)}`, targets: targets.map((x) => x.value) },
-      taskQueue,
-    );
-    const first = await awaitFirstPass(client, workflowId);
-    say(formatReport(workflowId, first.report, workflowUiLink(settings, workflowId)));
+    const links: string[] = [];
+    const demoSync = async (provider: string, targetsFile: string, fixesFile: string) => {
+      const targets = await readTargetsFile(path.join(examples, targetsFile));
+      say(`\n== ${provider}: submit ${targets.length} targets (examples/${targetsFile}), one of them malformed`);
+      const { workflowId } = await startSync(
+        client,
+        { provider, key: `demo-${randomUUID().slice(0, 8)}`, targets: targets.map((x) => x.value) },
+        taskQueue,
+      );
+      links.push(workflowUiLink(settings, workflowId));
+      const first = await awaitFirstPass(client, workflowId);
+      say(formatReport(workflowId, first.report, workflowUiLink(settings, workflowId)));
 
-    const fixes = (await readTargetsFile(path.join(examples, 'octogen-fixes.json'))).map((x) => x.value);
-    say(`\n2. re-submit corrections for the ambiguous URL and the malformed target (examples/octogen-fixes.json)`);
-    say(formatResubmission(await resubmit(client, workflowId, fixes as ResubmissionItem[])));
+      const fixes = (await readTargetsFile(path.join(examples, fixesFile))).map((x) => x.value);
+      say(`\n== ${provider}: re-submit corrections by update (examples/${fixesFile})`);
+      say(formatResubmission(await resubmit(client, workflowId, fixes as ResubmissionItem[])));
+      // The sync closes by itself once nothing is left to fix; what cannot be fixed here is finished.
+      let status = await getStatus(client, workflowId).catch(() => undefined);
+      while (status && status.phase !== 'closed' && status.counts.pending > 0) {
+        await new Promise((r) => setTimeout(r, 200));
+        status = await getStatus(client, workflowId).catch(() => undefined);
+      }
+      if (status && status.phase !== 'closed' && status.rejected.length > 0) {
+        say(
+          `   (${status.rejected.map((r) => `${r.id} ${r.code}`).join(', ')} cannot be fixed here: finishing the sync)`,
+        );
+        await finish(client, workflowId);
+      }
+      const final = await awaitReport(client, workflowId);
+      say(`\n== ${provider}: the final report`);
+      say(formatReport(workflowId, final.report, workflowUiLink(settings, workflowId)));
+      const c = final.report.counts;
+      say(
+        `   every target in exactly one state: ${c.submitted} = ${c.accepted} + ${c.rejected} + ${c.failed} + ${c.superseded}`,
+      );
+    };
 
-    say(`\n3. the sync stays open while anything is left to fix; the final report:`);
-    const rest = first.report.rejected.filter((r) => !['t5', 't7'].includes(r.id));
-    if (rest.length > 0) {
-      say(`   (${rest.map((r) => `${r.id} ${r.code}`).join(', ')} cannot be fixed here: finishing the sync)`);
-      await finish(client, workflowId);
-    }
-    const final = await awaitReport(client, workflowId);
-    say(formatReport(workflowId, final.report, workflowUiLink(settings, workflowId)));
-    const c = final.report.counts;
+    await demoSync('octogen', 'octogen-targets.ndjson', 'octogen-fixes.json');
+    await demoSync('insider', 'insider-updates.json', 'insider-fixes.json');
     say(
-      `\n   every target in exactly one state: ${c.submitted} = ${c.accepted} + ${c.rejected} + ${c.failed} + ${c.superseded}`,
+      `\nThe simulators received ${octogenSim.requests.length} Octogen and ${insiderSim.requests.length} Insider calls.`,
     );
-    say(`   Octogen simulator received ${sim.requests.length} calls`);
 
     if (keep) {
-      say(`\nStill running (--keep): open ${workflowUiLink(settings, workflowId)}; Ctrl-C to stop.`);
+      say(`\nStill running (--keep): open ${links.join(' or ')}; Ctrl-C to stop.`);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     }
   } finally {

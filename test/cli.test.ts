@@ -8,6 +8,7 @@ import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { countsAddUp, type SyncReport } from '../contracts/index.ts';
+import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { runCli } from './helpers/processes.ts';
 import { connectTestEnv, makeWorker, uniqueKey, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
@@ -19,6 +20,7 @@ const sharedBeta = { uuid: '66666666-6666-4666-8666-666666666666', url: 'https:/
 
 let t: TemporalTestEnv;
 let sim: OctogenSimulator;
+let insiderSim: InsiderSimulator;
 let dir: string;
 const taskQueue = uniqueTaskQueue('cli');
 let stopWorker: () => Promise<void>;
@@ -47,9 +49,20 @@ beforeAll(async () => {
     keys: { [KEY]: ['alpha', 'beta'] },
     products: [...products, shared, sharedBeta],
   });
+  insiderSim = await startInsiderSimulator({
+    partnerName: 'cli-partner',
+    token: 'cli-token',
+    items: makeInsiderItems(5),
+  });
   const worker = await makeWorker(t, {
     taskQueue,
-    env: { OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: KEY },
+    env: {
+      OCTOGEN_BASE_URL: sim.url,
+      OCTOGEN_PLATFORM_API_KEY: KEY,
+      INSIDER_BASE_URL: insiderSim.url,
+      INSIDER_PARTNER_NAME: 'cli-partner',
+      INSIDER_REQUEST_TOKEN: 'cli-token',
+    },
   });
   const running = worker.run();
   stopWorker = async () => {
@@ -60,6 +73,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopWorker?.();
   await sim?.close();
+  await insiderSim?.close();
   await t?.close();
 });
 
@@ -99,6 +113,24 @@ describe('catalog-sync CLI', () => {
     expect(final).toMatchObject({ phase: 'closed', closedReason: 'nothing-to-fix' });
     expect(final.counts).toMatchObject({ submitted: 4, accepted: 3, superseded: 1, rejected: 0 });
     expect(countsAddUp(final.counts)).toBe(true);
+  });
+
+  it('submits an Insider sync the same way', async () => {
+    const targets = file(
+      'insider.json',
+      JSON.stringify([
+        { item_id: 'sku-00001', locale: 'en_US', in_stock: 1, price: { USD: 40.9 } },
+        { item_id: 'sku-00002', locale: 'en_US', name: 'Blue shirt', product_attributes: { fabric: 'linen' } },
+      ]),
+    );
+    const res = await runCli(['submit', '--provider', 'insider', '--targets', targets, '--wait', '--json'], cliEnv());
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    const report = JSON.parse(res.stdout) as SyncReport;
+    expect(report).toMatchObject({ provider: 'insider', phase: 'closed', closedReason: 'nothing-to-fix' });
+    expect(report.counts).toMatchObject({ submitted: 2, accepted: 2 });
+    expect(report.warnings).toEqual([{ id: 't1', message: expect.stringContaining('(fabric)') }]);
+    expect(insiderSim.requests).toHaveLength(1);
   });
 
   it('refuses a targets file that is not JSON', async () => {
