@@ -67,6 +67,7 @@ describe('Octogen sync through the real server', () => {
     expect(outcome.report.counts).toMatchObject({ submitted: 1234, accepted: 1234, rejected: 0, failed: 0 });
     expect(outcome.report.closedReason).toBe('nothing-to-fix');
     expect(outcome.report.calls).toHaveLength(3);
+    expect(outcome.report.calls.map((c) => c.batch).sort()).toEqual([1, 2, 3]);
     expect(outcome.report.calls.every((c) => c.requestId && c.providerWorkflowId)).toBe(true);
     expectAddsUp(outcome.report);
   });

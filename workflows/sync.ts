@@ -157,9 +157,9 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     }
   };
 
-  const applyAnswer = (batch: number[], answer: BatchAnswer) => {
+  const applyAnswer = (number: number, batch: number[], answer: BatchAnswer) => {
     ledger.calls.push({
-      batch: batchNumber,
+      batch: number,
       httpStatus: answer.httpStatus,
       targets: batch.length,
       ...(answer.requestId !== undefined ? { requestId: answer.requestId } : {}),
@@ -213,7 +213,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
         batch: number,
         targets: batch.map((seq) => ledger.entries[seq]?.target),
       });
-      applyAnswer(batch, answer);
+      applyAnswer(number, batch, answer);
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : err;
       const type =
