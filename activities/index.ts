@@ -6,7 +6,9 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import { FailureType } from '../contracts/errors.ts';
+import { toRanges, type BatchRef, type SliceRef, type TargetSource, type TargetsRef } from '../contracts/index.ts';
 import { planTargets, type Plan, type SequencedTarget } from './plan.ts';
+import { parseLines, readSlice, scanRef } from './sources.ts';
 import type { AnyProviderAdapter, BatchAnswer } from './providers/adapter.ts';
 import { providerAdapter, providerNames } from './providers/index.ts';
 
@@ -30,12 +32,55 @@ export interface PlanInput {
   batchSize?: number;
 }
 
+export interface ScanInput {
+  ref: TargetsRef;
+  sliceSize: number;
+}
+
+export interface PlanSliceInput {
+  provider: string;
+  /** The slice's own targets when inline (seq from slice.firstSeq), or the reference to read. */
+  source: TargetSource;
+  slice: SliceRef;
+  batchSize?: number;
+}
+
+export interface SliceRejection {
+  seq: number;
+  line?: number;
+  code: string;
+  message: string;
+  target?: unknown;
+}
+
+export interface SlicePlan {
+  rejections: SliceRejection[];
+  /** Each batch as ranges of sequence numbers [from, to). */
+  batches: [number, number][][];
+}
+
 export interface SendBatchInput {
   provider: string;
   /** The batch's number in the sync, for activity summaries and the report. */
   batch: number;
-  targets: unknown[];
+  targets: BatchRef;
 }
+
+/** Echoes of targets in results stay small: history carries cursors and counts, not catalogs. */
+const ECHO_LIMIT = 1024;
+const MESSAGE_LIMIT = 300;
+const echo = (target: unknown): unknown | undefined => {
+  const json = JSON.stringify(target);
+  return json !== undefined && json.length <= ECHO_LIMIT ? target : undefined;
+};
+const clip = (message: string): string =>
+  message.length > MESSAGE_LIMIT ? `${message.slice(0, MESSAGE_LIMIT - 3)}...` : message;
+
+const inRanges = (ranges: [number, number][]) => {
+  const set = new Set<number>();
+  for (const [from, to] of ranges) for (let s = from; s < to; s += 1) set.add(s);
+  return set;
+};
 
 function adapterOrFail(provider: string): AnyProviderAdapter {
   const adapter = providerAdapter(provider);
@@ -72,6 +117,22 @@ export function createActivities(deps: ActivityDeps) {
     return read.config;
   }
 
+  /** The slice's targets, parsed, with the lines that are not JSON kept as errors. */
+  async function sliceItems(source: TargetSource, slice: SliceRef) {
+    if (source.kind === 'inline') {
+      return source.targets.map((target, i) => ({
+        seq: slice.firstSeq + i,
+        target,
+        line: undefined,
+        error: undefined,
+      }));
+    }
+    return (await readSlice(source.ref, slice, deps.dispatcher)).map((l) => {
+      const [parsed] = parseLines([l]);
+      return { seq: l.seq, line: l.line, target: parsed?.target, error: parsed?.error };
+    });
+  }
+
   return {
     async planTargets(input: PlanInput): Promise<Plan> {
       const adapter = adapterOrFail(input.provider);
@@ -80,11 +141,70 @@ export function createActivities(deps: ActivityDeps) {
       return planTargets(adapter, adapter.limits(config), input.targets, input.batchSize);
     },
 
+    async scanSource(input: ScanInput): Promise<{ total: number; slices: SliceRef[] }> {
+      try {
+        return await scanRef(input.ref, input.sliceSize, deps.dispatcher);
+      } catch (err) {
+        throw ApplicationFailure.create({
+          type: FailureType.InvalidSyncRequest,
+          nonRetryable: (err as NodeJS.ErrnoException).code === 'ENOENT',
+          message: `cannot read the targets at ${'file' in input.ref ? input.ref.file : input.ref.url}: ${(err as Error).message}`,
+          cause: err as Error,
+        });
+      }
+    },
+
+    async planSlice(input: PlanSliceInput): Promise<SlicePlan> {
+      const adapter = adapterOrFail(input.provider);
+      const config = configFor(adapter);
+      const items = await sliceItems(input.source, input.slice);
+      const lines = new Map(items.map((i) => [i.seq, i.line]));
+      const rejections: SliceRejection[] = [];
+      for (const item of items) {
+        if (item.error !== undefined) {
+          rejections.push({
+            seq: item.seq,
+            ...(item.line !== undefined ? { line: item.line } : {}),
+            code: 'invalid_json',
+            message: clip(`line ${item.line} is not JSON (${item.error}); write one JSON target a line`),
+          });
+        }
+      }
+      const parsed = items.filter((i) => i.error === undefined).map((i) => ({ seq: i.seq, target: i.target }));
+      const plan = planTargets(adapter, adapter.limits(config), parsed, input.batchSize);
+      const targets = new Map(parsed.map((p) => [p.seq, p.target]));
+      for (const r of plan.rejections) {
+        const line = lines.get(r.seq);
+        const target = echo(targets.get(r.seq));
+        rejections.push({
+          seq: r.seq,
+          ...(line !== undefined ? { line } : {}),
+          code: r.code,
+          message: clip(r.message),
+          ...(target !== undefined ? { target } : {}),
+        });
+      }
+      rejections.sort((a, b) => a.seq - b.seq);
+      return { rejections, batches: plan.batches.map((b) => toRanges(b)) };
+    },
+
     async sendBatch(input: SendBatchInput): Promise<BatchAnswer> {
       const adapter = adapterOrFail(input.provider);
       const config = configFor(adapter);
+      let raw: unknown[];
+      let lines: (number | undefined)[] = [];
+      if (input.targets.kind === 'inline') {
+        raw = input.targets.targets;
+      } else {
+        const wanted = inRanges(input.targets.seqs);
+        const items = (await sliceItems({ kind: 'ref', ref: input.targets.ref }, input.targets.slice)).filter((i) =>
+          wanted.has(i.seq),
+        );
+        raw = items.map((i) => i.target);
+        lines = items.map((i) => i.line);
+      }
       // Targets were validated when planned; parse again so the adapter gets its typed form.
-      const targets = input.targets.map((t) => adapter.targetSchema.parse(t));
+      const targets = raw.map((t) => adapter.targetSchema.parse(t));
       const ctx = Context.current();
       // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the call's.
       const heartbeat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
@@ -99,9 +219,23 @@ export function createActivities(deps: ActivityDeps) {
       } finally {
         clearInterval(heartbeat);
       }
-      // Mark the rejections the workflow may re-send by itself; it knows no provider's codes.
+      // The workflow knows no provider's codes or identities: mark them here.
       const transient = new Set(adapter.transientRejectionCodes);
-      for (const o of answer.outcomes) if (o.state === 'rejected' && transient.has(o.code)) o.transient = true;
+      answer.outcomes.forEach((o, i) => {
+        if (o.state !== 'rejected') return;
+        if (transient.has(o.code)) o.transient = true;
+        o.message = clip(o.message);
+        const target = targets[i];
+        if (target !== undefined) {
+          o.identity = adapter.identity(target);
+          if (input.targets.kind === 'ref') {
+            const e = echo(target);
+            if (e !== undefined) o.target = e;
+            const line = lines[i];
+            if (line !== undefined) o.line = line;
+          }
+        }
+      });
       return answer;
     },
   };

@@ -3,6 +3,9 @@
  * and await its report, each with the caller's own Temporal Client.
  */
 import { randomUUID } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { providerAdapter, providerNames } from '../activities/providers/index.ts';
@@ -20,6 +23,7 @@ import {
   type SyncInput,
   type SyncReport,
   type SyncRequest,
+  type TargetSource,
 } from '../contracts/index.ts';
 import type { syncWorkflow } from '../workflows/index.ts';
 
@@ -55,7 +59,7 @@ export async function startSync(client: Client, request: SyncRequest, taskQueue:
   const workflowId = syncWorkflowId(req.provider, req.key);
   const input: SyncInput = {
     provider: req.provider,
-    targets: req.targets,
+    source: await sourceOf(req, workflowId),
     ...(req.options ? { options: req.options } : {}),
   };
   try {
@@ -73,6 +77,32 @@ export async function startSync(client: Client, request: SyncRequest, taskQueue:
       return { workflowId, started: false };
     throw err;
   }
+}
+
+/** Inline requests past this many bytes of JSON go by reference (Temporal payloads stop at ~2 MB). */
+export const INLINE_LIMIT_BYTES = 256 * 1024;
+
+/** Where large inline requests are written as NDJSON: a folder every worker can read. */
+export const spoolDir = (env: NodeJS.ProcessEnv = process.env): string =>
+  env.CATALOG_SYNC_SPOOL_DIR || path.join(os.tmpdir(), 'catalog-sync-spool');
+
+async function sourceOf(req: SyncRequest, workflowId: string): Promise<TargetSource> {
+  if (req.targetsRef) {
+    return {
+      kind: 'ref',
+      ref: 'file' in req.targetsRef ? { file: path.resolve(req.targetsRef.file) } : req.targetsRef,
+    };
+  }
+  const targets = req.targets ?? [];
+  const lines = targets.map((t) => JSON.stringify(t) ?? 'null');
+  const bytes = lines.reduce((n, l) => n + l.length + 1, 0);
+  if (bytes <= INLINE_LIMIT_BYTES) return { kind: 'inline', targets };
+  // Too large to carry in history: write it once, and let activities read it by slice.
+  const dir = spoolDir();
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${workflowId.replace(/[^\w.-]+/g, '_')}-${randomUUID()}.ndjson`);
+  await writeFile(file, `${lines.join('\n')}\n`);
+  return { kind: 'ref', ref: { file } };
 }
 
 const handle = (client: Client, workflowId: string): WorkflowHandle<typeof syncWorkflow> =>

@@ -25,6 +25,10 @@ export const SyncOptionsSchema = z
     callMaximumInterval: DurationSchema.optional(),
     /** Batches in flight at once for this sync. */
     concurrency: z.number().int().positive().max(64).optional(),
+    /** Targets per slice: a large sync fans out to one child workflow per slice. */
+    sliceSize: z.number().int().min(10).max(20_000).optional(),
+    /** Slices one run of the sync handles before it continues as new (history stays bounded). */
+    slicesPerRun: z.number().int().positive().max(1000).optional(),
   })
   .strict();
 export type SyncOptions = z.infer<typeof SyncOptionsSchema>;
@@ -36,6 +40,8 @@ export const DEFAULT_OPTIONS = {
   callInitialInterval: '1s',
   callMaximumInterval: '60s',
   concurrency: 4,
+  sliceSize: 5000,
+  slicesPerRun: 200,
 } as const;
 
 export type ResolvedOptions = { batchSize?: number } & {
@@ -55,25 +61,75 @@ export function resolveOptions(o: SyncOptions): ResolvedOptions {
     callInitialInterval: o.callInitialInterval ?? DEFAULT_OPTIONS.callInitialInterval,
     callMaximumInterval: o.callMaximumInterval ?? DEFAULT_OPTIONS.callMaximumInterval,
     concurrency: o.concurrency ?? DEFAULT_OPTIONS.concurrency,
+    sliceSize: o.sliceSize ?? DEFAULT_OPTIONS.sliceSize,
+    slicesPerRun: o.slicesPerRun ?? DEFAULT_OPTIONS.slicesPerRun,
   };
 }
+
+/**
+ * Where a sync's targets are. Inline for small requests; by reference (NDJSON, one target a line)
+ * for large ones, so history carries cursors and counts instead of targets.
+ */
+export const TargetsRefSchema = z.union([
+  z.strictObject({ file: z.string().min(1, 'file: a path every worker can read') }),
+  z.strictObject({ url: z.url({ protocol: /^https?$/, error: 'url: an http(s) URL of NDJSON' }) }),
+]);
+export type TargetsRef = z.infer<typeof TargetsRefSchema>;
+
+export type TargetSource = { kind: 'inline'; targets: unknown[] } | { kind: 'ref'; ref: TargetsRef };
 
 /** What a caller sends. Targets stay `unknown` here: each is validated by its provider's schema. */
 export const SyncRequestSchema = z
   .object({
     provider: z.string().min(1),
-    targets: z.array(z.unknown()),
+    targets: z.array(z.unknown()).optional(),
+    targetsRef: TargetsRefSchema.optional(),
     key: z.string().min(1).max(200).optional(),
     options: SyncOptionsSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => (r.targets === undefined) !== (r.targetsRef === undefined), {
+    message: 'give exactly one of targets (inline) or targetsRef (an NDJSON file or URL)',
+  });
 export type SyncRequest = z.infer<typeof SyncRequestSchema>;
+
+/**
+ * A contiguous part of the source: `count` targets from sequence number `firstSeq`. For a
+ * reference, `start`/`end` are byte offsets of its lines and `firstLine` the 1-based line number
+ * of its first line; for inline targets they are array indexes.
+ */
+export interface SliceRef {
+  index: number;
+  firstSeq: number;
+  count: number;
+  start: number;
+  end: number;
+  firstLine: number;
+}
+
+/** What one provider call carries: the targets themselves, or where to read them. */
+export type BatchRef =
+  | { kind: 'inline'; targets: unknown[] }
+  | { kind: 'ref'; ref: TargetsRef; slice: SliceRef; seqs: [number, number][] };
+
+/** Sorted sequence numbers as [from, to) ranges: what a batch by reference carries. */
+export function toRanges(seqs: number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const seq of seqs) {
+    const last = out[out.length - 1];
+    if (last && last[1] === seq) last[1] = seq + 1;
+    else out.push([seq, seq + 1]);
+  }
+  return out;
+}
 
 /** The workflow's input: the request as the client normalised it (no secrets, ever). */
 export interface SyncInput {
   provider: string;
-  targets: unknown[];
+  source: TargetSource;
   options?: SyncOptions;
+  /** Set only by continue-as-new: where the previous run left off. */
+  carried?: unknown;
 }
 
 /** Every target ends in exactly one of the final states; `pending` only while the sync runs. */
@@ -98,6 +154,8 @@ export const parseTargetId = (id: string): number | undefined => {
 export interface Rejection {
   /** The identifier a re-submission names in `fixes`. */
   id: string;
+  /** The 1-based line of the target in a by-reference source. */
+  line?: number;
   target: unknown;
   code: string;
   message: string;
@@ -106,6 +164,7 @@ export interface Rejection {
 
 export interface Failure {
   id: string;
+  line?: number;
   target: unknown;
   /** The failure type of the last error (see FailureType), or a provider rejection code. */
   code: string;
@@ -119,6 +178,8 @@ export interface Warning {
 
 /** One provider call that got an answer, kept for tracing with the provider's support. */
 export interface ProviderCall {
+  /** The slice the batch belongs to (large syncs), and the batch's number within it. */
+  slice?: number;
   batch: number;
   httpStatus: number;
   targets: number;
@@ -158,6 +219,11 @@ export interface SyncReport {
   abortReason?: string;
   /** True once the first pass (every original target sent and answered) has settled. */
   firstPassSettled: boolean;
+  /**
+   * Rejections too many to carry in the report itself: each slice workflow named here holds the
+   * rest (its `status` query lists them). The client's listRejected() pages through them.
+   */
+  rejectedElsewhere?: { workflowId: string; count: number }[];
 }
 
 /** True when the report's promise holds: every target is counted in exactly one state. */

@@ -5,6 +5,7 @@
  * message, an account-wide request budget (429), plus the generic faults from ./faults.ts.
  */
 import type { IncomingMessage } from 'node:http';
+import { checkRequestsPerMinute, RequestBudget } from './budget.ts';
 import type { Fault, FaultInjector, RecordedRequest } from './faults.ts';
 import { startSimServer, type ApiRequest, type Reply, type SimServer } from './http.ts';
 import { demoInsiderCatalog } from './insider-catalog.ts';
@@ -93,7 +94,6 @@ export const INSIDER_DEFAULTS = {
  */
 const gatewayBodyLimit = (maxRequestBytes: number): number => Math.max(4 * maxRequestBytes, 64 * 1024 * 1024);
 
-const WINDOW_MS = 60_000;
 const MAX_ITEM_ID_LENGTH = 128;
 const LOCALE = /^[a-z]{2}_[A-Z]{2}(?::[A-Za-z0-9_-]+)?$/;
 
@@ -139,54 +139,6 @@ interface InsiderContext {
   budget: RequestBudget;
   /** The live recordings of the shared plumbing. */
   recordings: () => RecordedRequest[];
-}
-
-/**
- * Sliding 60 s window over the admitted requests. It follows the recordings: when they are
- * emptied (reset() or POST /_sim/reset), the window and the 429 count start over too.
- */
-class RequestBudget {
-  readonly #perMinute: number;
-  readonly #recordings: () => readonly RecordedRequest[];
-  /** Admission times, oldest first; never more than #perMinute within the window. */
-  #admitted: number[] = [];
-  #rateLimited = 0;
-  /** The first recorded request when the budget last looked: a different one means the recordings were reset. */
-  #epoch: RecordedRequest | undefined;
-
-  constructor(perMinute: number, recordings: () => readonly RecordedRequest[]) {
-    this.#perMinute = perMinute;
-    this.#recordings = recordings;
-  }
-
-  get rateLimited(): number {
-    this.#followReset();
-    return this.#rateLimited;
-  }
-
-  /** Admits a request at `now`, or returns the whole seconds until a slot frees. */
-  admit(now: number): { admitted: true } | { admitted: false; retryAfter: number } {
-    this.#followReset();
-    if (this.#perMinute === Number.POSITIVE_INFINITY) return { admitted: true };
-    while (this.#admitted[0] !== undefined && this.#admitted[0] <= now - WINDOW_MS) this.#admitted.shift();
-    const oldest = this.#admitted[0];
-    if (oldest !== undefined && this.#admitted.length >= this.#perMinute) {
-      this.#rateLimited += 1;
-      return { admitted: false, retryAfter: Math.max(1, Math.ceil((oldest + WINDOW_MS - now) / 1000)) };
-    }
-    this.#admitted.push(now);
-    return { admitted: true };
-  }
-
-  clear(): void {
-    this.#admitted = [];
-    this.#rateLimited = 0;
-    this.#epoch = this.#recordings()[0];
-  }
-
-  #followReset(): void {
-    if (this.#recordings()[0] !== this.#epoch) this.clear();
-  }
 }
 
 function insiderError(status: number, message: string, headers?: Record<string, string>): Reply {
@@ -350,10 +302,7 @@ function checkConfig(config: InsiderSimConfig): void {
     const value = config[name];
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
-  const rpm = config.requestsPerMinute;
-  if (!(rpm === Number.POSITIVE_INFINITY || (Number.isInteger(rpm) && rpm >= 1))) {
-    throw new RangeError(`requestsPerMinute must be a positive integer or Infinity, got ${rpm}`);
-  }
+  checkRequestsPerMinute(config.requestsPerMinute);
 }
 
 export async function startInsiderSimulator(config: Partial<InsiderSimConfig> = {}): Promise<InsiderSimulator> {

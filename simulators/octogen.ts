@@ -1,13 +1,22 @@
 /**
  * A real HTTP simulator of Octogen's `POST /v1/products/refresh` (contract:
- * shared/seeds/000_8c48767156b24a32.txt): bearer auth, partial success, 202/400/401/403/422,
- * plus the generic faults from ./faults.ts.
+ * shared/seeds/000_8c48767156b24a32.txt): bearer auth, partial success, 202/400/401/403/422, an
+ * optional account-wide request budget (429), plus the generic faults from ./faults.ts.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
+import { rateLimitHeaders, RequestBudget } from './budget.ts';
 import type { Fault, FaultInjector, RecordedRequest } from './faults.ts';
-import { describeIssues, genericStatusBody, jsonError, startSimServer, type ApiRequest, type Reply } from './http.ts';
+import {
+  describeIssues,
+  genericStatusBody,
+  jsonError,
+  startSimServer,
+  type ApiRequest,
+  type Reply,
+  type SimServer,
+} from './http.ts';
 import { demoOctogenIndex, normalizeUrl, OctogenIndex, type OctogenProduct } from './octogen-index.ts';
 
 export {
@@ -23,6 +32,7 @@ export {
 export const OCTOGEN_REFRESH_PATH = '/v1/products/refresh';
 export const OCTOGEN_MAX_TARGETS = 500;
 export const TRANSIENT_MESSAGE = 'Temporarily unavailable; retry later.';
+export const RATE_LIMIT_MESSAGE = 'Rate limit exceeded; retry after the Retry-After period.';
 
 export interface OctogenSimConfig {
   /** 0 = random free port. Always listens on 127.0.0.1. */
@@ -38,6 +48,13 @@ export interface OctogenSimConfig {
    * `product_not_found`.
    */
   acceptUnindexedPinnedUrls: boolean;
+  /**
+   * Account-wide budget: admitted requests per sliding 60 s window, spent by every request that
+   * reaches the API checks (before auth). Infinity (the default) turns it off.
+   */
+  requestsPerMinute: number;
+  /** Clock of the request budget, in epoch milliseconds; tests move it instead of waiting a minute. */
+  now: () => number;
 }
 
 export interface OctogenSimulator {
@@ -46,7 +63,9 @@ export interface OctogenSimulator {
   faults: FaultInjector;
   /** Live array of every request to the API path, in arrival order. */
   requests: RecordedRequest[];
-  /** Clears the recorded requests (in place) and the faults. */
+  /** How many requests the budget answered 429 (injected 429 faults are not counted). */
+  readonly rateLimited: number;
+  /** Clears the recorded requests (in place), the faults, the budget window and `rateLimited`. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -130,6 +149,24 @@ function octogenStatusBody(status: number): unknown {
   return genericStatusBody(status);
 }
 
+/**
+ * Injected status faults are answered by the plumbing before this is called; then the budget, then
+ * the real answer. Admitted answers carry the X-RateLimit-* headers too (when the budget is on).
+ */
+function answerWithinBudget(
+  request: ApiRequest,
+  fault: Fault | null,
+  budget: RequestBudget,
+  index: OctogenIndex,
+  config: OctogenSimConfig,
+): Reply {
+  const admission = budget.admit(config.now());
+  const headers = rateLimitHeaders(admission);
+  if (!admission.admitted) return { ...jsonError(429, 'rate_limit_exceeded', RATE_LIMIT_MESSAGE), headers };
+  const reply = answerRefresh(request, fault, index, config);
+  return { ...reply, headers: { ...headers, ...reply.headers } };
+}
+
 function answerRefresh(request: ApiRequest, fault: Fault | null, index: OctogenIndex, config: OctogenSimConfig): Reply {
   const key = bearerKey(request.headers);
   // Object.hasOwn: a key named "constructor" must not authenticate through the prototype.
@@ -196,9 +233,13 @@ export async function startOctogenSimulator(config: Partial<OctogenSimConfig> = 
     products: config.products ?? demo?.products ?? [],
     latencyMs: config.latencyMs ?? 0,
     acceptUnindexedPinnedUrls: config.acceptUnindexedPinnedUrls ?? false,
+    requestsPerMinute: config.requestsPerMinute ?? Number.POSITIVE_INFINITY,
+    now: config.now ?? Date.now,
   };
   const index = new OctogenIndex(full.products);
-  return startSimServer({
+  // Throws for a bad requestsPerMinute. It reads `server` only once requests arrive, after it is assigned.
+  const budget = new RequestBudget(full.requestsPerMinute, () => server.requests);
+  const server: SimServer = await startSimServer({
     port: full.port,
     latencyMs: full.latencyMs,
     apiPath: OCTOGEN_REFRESH_PATH,
@@ -207,6 +248,20 @@ export async function startOctogenSimulator(config: Partial<OctogenSimConfig> = 
       return key !== undefined && Object.hasOwn(full.keys, key);
     },
     statusFaultBody: octogenStatusBody,
-    answer: (request, fault) => answerRefresh(request, fault, index, full),
+    answer: (request, fault) => answerWithinBudget(request, fault, budget, index, full),
   });
+
+  return {
+    url: server.url,
+    faults: server.faults,
+    requests: server.requests,
+    get rateLimited() {
+      return budget.rateLimited;
+    },
+    reset() {
+      server.reset();
+      budget.clear();
+    },
+    close: () => server.close(),
+  };
 }

@@ -5,7 +5,7 @@ import { errorBody, networkFailure, parseRetryAfter, statusFailure } from '../ac
 import { planTargets } from '../activities/plan.ts';
 import { octogen } from '../activities/providers/octogen.ts';
 import { FailureType } from '../contracts/index.ts';
-import { newLedger, settle } from '../workflows/ledger.ts';
+import { counts, newLedger, receive, settle } from '../workflows/ledger.ts';
 import { takeResubmission } from '../workflows/resubmission.ts';
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -96,12 +96,12 @@ describe('failure classification', () => {
 
 describe('takeResubmission', () => {
   const ledger = () => {
-    const l = newLedger([{ url: 'https://s/1' }, { uuid: uuid(1) }, { url: 'bad' }]);
-    l.entries[0]!.identity = 'url:https://s/1';
-    settle(l.entries[0]!, 'rejected', { code: 'ambiguous_url', message: 'm', origin: 'provider' });
-    l.entries[1]!.identity = `uuid:${uuid(1)}`;
-    settle(l.entries[1]!, 'accepted');
-    settle(l.entries[2]!, 'rejected', { code: 'invalid_target', message: 'm', origin: 'validation' });
+    const l = newLedger();
+    l.submitted = 3;
+    receive(l, 0, [{ url: 'https://s/1' }, { uuid: uuid(1) }, { url: 'bad' }]);
+    settle(l, 0, 'rejected', { code: 'ambiguous_url', message: 'm', origin: 'provider', identity: 'url:https://s/1' });
+    settle(l, 1, 'accepted');
+    settle(l, 2, 'rejected', { code: 'invalid_target', message: 'm', origin: 'validation' });
     return l;
   };
 
@@ -125,7 +125,8 @@ describe('takeResubmission', () => {
       [3, 'unknown_target'],
       [4, 'nothing_to_fix'],
     ]);
-    expect(l.entries.map((e) => e.state)).toEqual(['superseded', 'accepted', 'superseded', 'pending', 'pending']);
+    expect(Object.values(l.entries).map((e) => e.state)).toEqual(['superseded', 'superseded', 'pending', 'pending']);
+    expect(counts(l)).toMatchObject({ submitted: 5, accepted: 1, superseded: 2, pending: 2 });
     expect(batches.flat().sort()).toEqual([3, 4]);
   });
 

@@ -8,6 +8,7 @@ import {
   DEMO_OCTOGEN_KEY,
   RESTRICTED_OCTOGEN_KEY,
   SHARED_DEMO_URL,
+  RATE_LIMIT_MESSAGE,
   TRANSIENT_MESSAGE,
   demoOctogenIndex,
   makeOctogenProducts,
@@ -488,6 +489,124 @@ describe('faults', () => {
       expect(performance.now() - started).toBeGreaterThanOrEqual(110);
     } finally {
       await slow.close();
+    }
+  });
+});
+
+describe('request budget', () => {
+  let limited: OctogenSimulator | undefined;
+  /** A simulator with a budget, closed after the test. */
+  async function startLimited(requestsPerMinute: number, now?: () => number): Promise<OctogenSimulator> {
+    limited = await startOctogenSimulator({ ...demoOctogenIndex(), requestsPerMinute, ...(now ? { now } : {}) });
+    return limited;
+  }
+  afterEach(async () => {
+    await limited?.close();
+    limited = undefined;
+  });
+  const rateHeaders = (res: Answer): (string | string[] | undefined)[] => [
+    res.headers['x-ratelimit-limit'],
+    res.headers['x-ratelimit-remaining'],
+    res.headers['x-ratelimit-reset'],
+  ];
+
+  it('is off by default: no 429 and no rate-limit headers', async () => {
+    for (let i = 0; i < 70; i++) {
+      const res = await refresh(sim, [{ uuid: DOC_UUID }]);
+      expect(res.status).toBe(202);
+      expect(rateHeaders(res)).toEqual([undefined, undefined, undefined]);
+    }
+    expect(sim.rateLimited).toBe(0);
+  });
+
+  it('counts down X-RateLimit-Remaining, then answers 429 with Retry-After, counting it in rateLimited', async () => {
+    const now = 5_000_000;
+    const budgeted = await startLimited(3, () => now);
+    const remaining: unknown[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await refresh(budgeted, [{ uuid: DOC_UUID }]);
+      expect(res.status).toBe(202);
+      expect(res.headers['x-request-id']).toBe(res.body.requestId); // the answer's own headers stay
+      expect(res.headers['retry-after']).toBeUndefined();
+      remaining.push(rateHeaders(res));
+    }
+    expect(remaining).toEqual([
+      ['3', '2', '60'],
+      ['3', '1', '60'],
+      ['3', '0', '60'],
+    ]);
+    expect(budgeted.rateLimited).toBe(0);
+
+    const res = await refresh(budgeted, [{ uuid: DOC_UUID }]);
+    expect(res.status).toBe(429);
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(res.body).toEqual({ error: { code: 'rate_limit_exceeded', message: RATE_LIMIT_MESSAGE } });
+    expect(res.headers['retry-after']).toBe('60');
+    expect(rateHeaders(res)).toEqual(['3', '0', '60']);
+    expect(budgeted.rateLimited).toBe(1);
+    expect(budgeted.requests.map((r) => r.status)).toEqual([202, 202, 202, 429]);
+  });
+
+  it('slides a 60 s window over the admitted requests, whatever their answer', async () => {
+    let now = 1_000_000;
+    const budgeted = await startLimited(2, () => now);
+    expect(rateHeaders(await refresh(budgeted, [{ uuid: DOC_UUID }]))).toEqual(['2', '1', '60']); // t = 0
+    now += 20_000;
+    // The budget is spent before the key is checked, and the 401 carries the headers too.
+    const unauthorized = await refresh(budgeted, [{ uuid: DOC_UUID }], 'wrong-key'); // t = 20 s
+    expect(unauthorized.status).toBe(401);
+    expect(rateHeaders(unauthorized)).toEqual(['2', '0', '40']);
+    now += 500;
+    const first = await refresh(budgeted, [{ uuid: DOC_UUID }]);
+    expect(first.status).toBe(429);
+    expect(first.headers['retry-after']).toBe('40'); // the t = 0 slot frees at 60 s: 39.5 s, rounded up
+    expect(first.headers['x-ratelimit-reset']).toBe('40');
+    now += 39_499;
+    const last = await refresh(budgeted, [{ uuid: DOC_UUID }]);
+    expect(last.status).toBe(429);
+    expect(last.headers['retry-after']).toBe('1'); // 1 ms left: at least 1 s
+    now += 1;
+    const freed = await refresh(budgeted, [{ uuid: DOC_UUID }]); // t = 60 s
+    expect(freed.status).toBe(202);
+    expect(rateHeaders(freed)).toEqual(['2', '0', '20']); // the t = 20 s request leaves next
+    // 429s were not admitted, so they did not push the window out.
+    now += 20_000;
+    expect((await refresh(budgeted, [{ uuid: DOC_UUID }])).status).toBe(202); // t = 80 s
+    expect(budgeted.rateLimited).toBe(2);
+  });
+
+  it('answers an injected status fault before the budget, without spending it', async () => {
+    const budgeted = await startLimited(1);
+    budgeted.faults.script({ kind: 'status', status: 503 }, { kind: 'status', status: 429, retryAfter: '9' });
+    expect((await refresh(budgeted, [{ uuid: DOC_UUID }])).status).toBe(503);
+    const injected = await refresh(budgeted, [{ uuid: DOC_UUID }]);
+    expect(injected.status).toBe(429);
+    expect(injected.headers['retry-after']).toBe('9');
+    expect(budgeted.rateLimited).toBe(0);
+    expect((await refresh(budgeted, [{ uuid: DOC_UUID }])).status).toBe(202);
+    budgeted.faults.script({ kind: 'status', status: 500 });
+    expect((await refresh(budgeted, [{ uuid: DOC_UUID }])).status).toBe(500);
+    expect((await refresh(budgeted, [{ uuid: DOC_UUID }])).status).toBe(429);
+    expect(budgeted.rateLimited).toBe(1);
+  });
+
+  it('starts over after reset() or POST /_sim/reset', async () => {
+    const budgeted = await startLimited(1);
+    expect((await refresh(budgeted, [{ uuid: DOC_UUID }])).status).toBe(202);
+    expect((await refresh(budgeted, [{ uuid: DOC_UUID }])).status).toBe(429);
+    budgeted.reset();
+    expect(budgeted.rateLimited).toBe(0);
+    expect((await refresh(budgeted, [{ uuid: DOC_UUID }])).status).toBe(202);
+    expect((await refresh(budgeted, [{ uuid: DOC_UUID }])).status).toBe(429);
+    expect(budgeted.rateLimited).toBe(1);
+    expect((await call(budgeted, undefined, { path: '/_sim/reset', raw: '' })).status).toBe(200);
+    expect(budgeted.rateLimited).toBe(0);
+    expect((await refresh(budgeted, [{ uuid: DOC_UUID }])).status).toBe(202);
+  });
+
+  it('refuses a budget that is not a positive integer or Infinity', async () => {
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      await expect(startOctogenSimulator({ requestsPerMinute: bad })).rejects.toThrow(RangeError);
     }
   });
 });

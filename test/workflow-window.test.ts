@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import type { BatchAnswer, PlanInput, Plan, SendBatchInput } from '../activities/index.ts';
+import type { BatchAnswer, PlanSliceInput, SendBatchInput, SlicePlan } from '../activities/index.ts';
 import { FailureType, countsAddUp, providerTaskQueue, type SyncReport } from '../contracts/index.ts';
 import { temporalTestServerPath } from '../scripts/temporal-bin.ts';
 import type { syncWorkflow } from '../workflows/index.ts';
@@ -26,16 +26,13 @@ afterAll(async () => {
 });
 
 /** Every target valid, one batch; the mocked provider answers with `answer`. */
-const mockActivities = (answer: (input: SendBatchInput) => BatchAnswer) => ({
-  async planTargets(input: PlanInput): Promise<Plan> {
-    return {
-      valid: input.targets.map((t) => ({ seq: t.seq, identity: JSON.stringify(t.target) })),
-      rejections: [],
-      batches: [input.targets.map((t) => t.seq)],
-    };
+const mockActivities = (answer: (input: SendBatchInput, targets: unknown[]) => BatchAnswer) => ({
+  async planSlice(input: PlanSliceInput): Promise<SlicePlan> {
+    return { rejections: [], batches: [[[input.slice.firstSeq, input.slice.firstSeq + input.slice.count]]] };
   },
   async sendBatch(input: SendBatchInput): Promise<BatchAnswer> {
-    return answer(input);
+    if (input.targets.kind !== 'inline') throw new Error('the mock takes inline batches only');
+    return answer(input, input.targets.targets);
   },
 });
 
@@ -47,7 +44,7 @@ async function run(activities: ReturnType<typeof mockActivities>, targets: unkno
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: { codePath: inject('workflowBundlePath') },
-      activities: { planTargets: activities.planTargets },
+      activities: { planSlice: activities.planSlice },
     }),
     await Worker.create({
       connection: env.nativeConnection,
@@ -58,7 +55,7 @@ async function run(activities: ReturnType<typeof mockActivities>, targets: unkno
   const execution = env.client.workflow.execute<typeof syncWorkflow>('syncWorkflow', {
     taskQueue,
     workflowId: `window-${randomUUID()}`,
-    args: [{ provider: 'mock', targets, options }],
+    args: [{ provider: 'mock', source: { kind: 'inline', targets }, options }],
   });
   // Workers stop only once the workflow has closed, failed or not.
   await Promise.all(workers.map((w) => w.runUntil(execution.catch(() => undefined))));
@@ -68,9 +65,9 @@ async function run(activities: ReturnType<typeof mockActivities>, targets: unkno
 it('keeps a sync with rejections open for its hour-long window, then closes with the rejection standing', async () => {
   const startedAt = await env.currentTimeMs();
   const report: SyncReport = await run(
-    mockActivities((input) => ({
+    mockActivities((_, targets) => ({
       httpStatus: 202,
-      outcomes: input.targets.map((_, i) =>
+      outcomes: targets.map((_t, i) =>
         i === 0 ? { state: 'rejected', code: 'product_not_found', message: 'no such product' } : { state: 'accepted' },
       ),
     })),
@@ -85,11 +82,11 @@ it('keeps a sync with rejections open for its hour-long window, then closes with
 it('re-sends a transiently rejected target only as often as allowed, then reports it failed', async () => {
   let calls = 0;
   const report: SyncReport = await run(
-    mockActivities((input) => {
+    mockActivities((_, targets) => {
       calls += 1;
       return {
         httpStatus: 202,
-        outcomes: input.targets.map(() => ({ state: 'rejected', code: 'busy', message: 'try later', transient: true })),
+        outcomes: targets.map(() => ({ state: 'rejected', code: 'busy', message: 'try later', transient: true })),
       };
     }),
     [{ id: 'a' }],

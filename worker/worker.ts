@@ -66,7 +66,11 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
     await Worker.create({
       ...base,
       taskQueue: opts.taskQueue,
-      activities: { planTargets: activities.planTargets },
+      activities: {
+        planTargets: activities.planTargets,
+        planSlice: activities.planSlice,
+        scanSource: activities.scanSource,
+      },
       ...(opts.workflowBundlePath
         ? { workflowBundle: { codePath: opts.workflowBundlePath } }
         : { workflowsPath: workflowsPath() }),

@@ -1,1 +1,2 @@
 export { syncWorkflow } from './sync.ts';
+export { syncSliceWorkflow } from './slice.ts';

@@ -20,15 +20,19 @@ export function takeResubmission(ledger: Ledger, resubmission: Resubmission, pla
   const answer: ResubmissionAnswer = { taken: [], refused: [] };
   const newSeqOf = new Map<number, number>();
   const claimed = new Set<number>();
+  // Most recent first, for matching by identity.
+  const fixableByRecency = () =>
+    Object.keys(ledger.entries)
+      .map(Number)
+      .reverse()
+      .filter((seq) => {
+        const e = ledger.entries[seq];
+        return e !== undefined && isFixable(e);
+      });
 
   resubmission.items.forEach((item, index) => {
     const refuse = (code: string, message: string) => {
-      const refused: RefusedItem = {
-        index,
-        code,
-        message,
-        ...(item.fixes !== undefined ? { fixes: item.fixes } : {}),
-      };
+      const refused: RefusedItem = { index, code, message, ...(item.fixes !== undefined ? { fixes: item.fixes } : {}) };
       answer.refused.push(refused);
     };
     const bad = invalid.get(index);
@@ -38,10 +42,17 @@ export function takeResubmission(ledger: Ledger, resubmission: Resubmission, pla
     if (item.fixes !== undefined) {
       fixes = parseTargetId(item.fixes);
       const entry = fixes === undefined ? undefined : ledger.entries[fixes];
-      if (fixes === undefined || !entry)
+      if (fixes === undefined || fixes >= ledger.submitted) {
         return refuse('unknown_target', `${item.fixes} is not a target of this sync; use an id from the report`);
+      }
       if (claimed.has(fixes)) {
         return refuse('duplicate_fix', `${item.fixes} is already fixed by an earlier item of this re-submission`);
+      }
+      if (!entry) {
+        return refuse(
+          'not_fixable',
+          `${item.fixes} is accepted, still pending, or listed in a slice workflow (rejectedElsewhere); only rejected or failed targets in the report can be re-submitted`,
+        );
       }
       if (!isFixable(entry)) {
         return refuse(
@@ -50,14 +61,7 @@ export function takeResubmission(ledger: Ledger, resubmission: Resubmission, pla
         );
       }
     } else {
-      // The most recent fixable target with the same identity, not already claimed here.
-      for (let seq = ledger.entries.length - 1; seq >= 0; seq -= 1) {
-        const e = ledger.entries[seq];
-        if (e && e.identity === identity && isFixable(e) && !claimed.has(seq)) {
-          fixes = seq;
-          break;
-        }
-      }
+      fixes = fixableByRecency().find((seq) => ledger.entries[seq]?.identity === identity && !claimed.has(seq));
       if (fixes === undefined) {
         return refuse(
           'nothing_to_fix',
@@ -66,24 +70,21 @@ export function takeResubmission(ledger: Ledger, resubmission: Resubmission, pla
       }
     }
     claimed.add(fixes);
-    const seq = ledger.entries.length;
-    ledger.entries.push({
+    const seq = ledger.submitted;
+    ledger.submitted += 1;
+    ledger.entries[seq] = {
       target: item.target,
       state: 'pending',
       resends: 0,
       ...(identity !== undefined ? { identity } : {}),
-    });
+    };
     const old = ledger.entries[fixes];
     if (old) {
       old.state = 'superseded';
       old.supersededBy = seq;
     }
     newSeqOf.set(index, seq);
-    answer.taken.push({
-      index,
-      id: targetId(seq),
-      supersedes: targetId(fixes),
-    });
+    answer.taken.push({ index, id: targetId(seq), supersedes: targetId(fixes) });
   });
 
   ledger.refused.push(...answer.refused);

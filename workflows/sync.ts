@@ -1,55 +1,60 @@
 /**
- * The sync workflow: one per sync request. Plans the targets (validation and batching, in an
- * activity), sends the batches a few at a time, settles every target from the provider's answers,
- * then stays open for corrected re-submissions until nothing is left to fix, the window ends, or
- * the caller says finish. Deterministic: all I/O is in activities; time is Temporal's.
+ * The sync workflow: one per sync request. Scans the source, runs the first pass (in this run for
+ * one slice, or as one child workflow per slice for a large sync, continuing as new every few
+ * slices so history stays bounded), then stays open for corrected re-submissions until nothing is
+ * left to fix, the window ends, or the caller says finish. Deterministic: all I/O is in
+ * activities; time is Temporal's.
  */
 import {
-  ActivityFailure,
   ApplicationFailure,
+  ChildWorkflowFailure,
+  ParentClosePolicy,
   allHandlersFinished,
   condition,
+  continueAsNew,
+  executeChild,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
-  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
-import type { BatchAnswer, SyncActivities } from '../activities/index.ts';
+import type { SyncActivities } from '../activities/index.ts';
 import {
   FailureType,
   NON_RETRYABLE_PROVIDER_FAILURES,
   ResubmissionSchema,
   SyncOptionsSchema,
   finishSignal,
-  resubmitSignal,
-  providerTaskQueue,
   resolveOptions,
+  resubmitSignal,
   resubmitUpdate,
   statusQuery,
   type ClosedReason,
-  type ProviderFailureDetails,
   type Resubmission,
   type ResubmissionAnswer,
+  type SliceRef,
   type SyncInput,
   type SyncPhase,
   type SyncReport,
 } from '../contracts/index.ts';
-import {
-  counts,
-  listFailed,
-  listRejected,
-  listSuperseded,
-  listWarnings,
-  newLedger,
-  settle,
-  type Ledger,
-} from './ledger.ts';
+import { counts, listFailed, listRejected, listSuperseded, newLedger, type Ledger } from './ledger.ts';
 import { takeResubmission } from './resubmission.ts';
+import { createSender } from './sender.ts';
+import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
 
-/** Failure types that end the whole sync: every further call would fail the same way. */
-const ABORTING = new Set<string>([FailureType.ProviderAuthError, FailureType.ProviderNotConfigured]);
+/** Entries a sync keeps itself; past this, a slice's rejections stay listed in its own workflow. */
+const INLINE_ENTRIES = 2000;
+/** Provider calls a sync lists itself; past this they stay in the slice workflows' results. */
+const INLINE_CALLS = 500;
+
+/** What a run hands to the next one on continue-as-new: plain JSON only. */
+interface Carried {
+  ledger: Ledger;
+  slices: SliceRef[];
+  nextSlice: number;
+  finishRequested: boolean;
+}
 
 export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   const parsedOptions = SyncOptionsSchema.safeParse(input.options ?? {});
@@ -61,38 +66,30 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     });
   }
   const opts = resolveOptions(parsedOptions.data);
-  const { provider } = input;
+  const { provider, source } = input;
+  const carried = input.carried as Carried | undefined;
 
   const { planTargets } = proxyLocalActivities<SyncActivities>({
     startToCloseTimeout: '1 minute',
-    retry: {
-      maximumAttempts: 3,
-      nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES,
-    },
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES },
   });
-  // The retry policy of provider calls, declared against failure type names only.
-  const { sendBatch } = proxyActivities<SyncActivities>({
-    taskQueue: providerTaskQueue(workflowInfo().taskQueue, provider),
-    startToCloseTimeout: '2 minutes',
-    // A worker that dies mid-call is noticed here, and the batch is retried elsewhere.
-    heartbeatTimeout: '10 seconds',
-    retry: {
-      initialInterval: opts.callInitialInterval,
-      backoffCoefficient: 2,
-      maximumInterval: opts.callMaximumInterval,
-      maximumAttempts: opts.callAttempts,
-      nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES,
-    },
+  const { scanSource } = proxyActivities<SyncActivities>({
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '1 minute',
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.InvalidSyncRequest] },
   });
 
-  const ledger: Ledger = newLedger(input.targets);
-  let phase: SyncPhase = 'validating';
+  const ledger: Ledger = carried?.ledger ?? newLedger();
+  let slices: SliceRef[] = carried?.slices ?? [];
+  let nextSlice = carried?.nextSlice ?? 0;
+  let phase: SyncPhase = carried ? 'sending' : 'validating';
   let firstPassSettled = false;
   let windowEndsAt: number | undefined;
   let closedReason: ClosedReason | undefined;
   let abortReason: string | undefined;
-  let finishRequested = false;
+  let finishRequested = carried?.finishRequested ?? false;
   let closing = false;
+  let resubmitBatch = 0;
 
   const report = (): SyncReport => ({
     workflowId: workflowInfo().workflowId,
@@ -101,146 +98,33 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     counts: counts(ledger),
     rejected: listRejected(ledger),
     failed: listFailed(ledger),
-    warnings: listWarnings(ledger),
+    warnings: ledger.warnings,
     superseded: listSuperseded(ledger),
     refused: ledger.refused,
     calls: ledger.calls,
     firstPassSettled,
+    ...(ledger.elsewhere.some((x) => x.workflowId)
+      ? {
+          rejectedElsewhere: ledger.elsewhere.flatMap((x) =>
+            x.workflowId ? [{ workflowId: x.workflowId, count: x.rejected + x.failed }] : [],
+          ),
+        }
+      : {}),
     ...(windowEndsAt !== undefined ? { windowEndsAt: new Date(windowEndsAt).toISOString() } : {}),
     ...(closedReason !== undefined ? { closedReason } : {}),
     ...(abortReason !== undefined ? { abortReason } : {}),
   });
 
-  // ---- Sending: a queue of batches, at most `concurrency` calls in flight. ----
-  const queue: number[][] = [];
-  let running = 0;
-  let waitingResends = 0;
-  let batchNumber = 0;
-  const idle = () => queue.length === 0 && running === 0 && waitingResends === 0;
+  // Re-submitted targets are few and inline: this run sends them itself.
+  const resubmissions = createSender({
+    provider,
+    options: opts,
+    ledger,
+    nextBatchNumber: () => (resubmitBatch += 1),
+    batchRef: (batch) => ({ kind: 'inline', targets: batch.map((seq) => ledger.entries[seq]?.target) }),
+  });
+  const idle = () => resubmissions.idle();
 
-  const abort = (reason: string, code: string) => {
-    if (abortReason !== undefined) return;
-    abortReason = reason;
-    for (const batch of queue.splice(0)) {
-      for (const seq of batch) {
-        const e = ledger.entries[seq];
-        if (e) settle(e, 'failed', { code, message: `not sent: ${reason}` });
-      }
-    }
-  };
-
-  const enqueue = (batches: number[][]) => {
-    if (abortReason !== undefined) {
-      for (const seq of batches.flat()) {
-        const e = ledger.entries[seq];
-        if (e)
-          settle(e, 'failed', {
-            code: FailureType.SyncAborted,
-            message: `not sent: ${abortReason}`,
-          });
-      }
-      return;
-    }
-    queue.push(...batches);
-    pump();
-  };
-
-  const pump = () => {
-    while (running < opts.concurrency && queue.length > 0 && abortReason === undefined) {
-      const batch = queue.shift();
-      if (!batch) break;
-      running += 1;
-      void sendOne(batch).finally(() => {
-        running -= 1;
-        pump();
-      });
-    }
-  };
-
-  const applyAnswer = (number: number, batch: number[], answer: BatchAnswer) => {
-    ledger.calls.push({
-      batch: number,
-      httpStatus: answer.httpStatus,
-      targets: batch.length,
-      ...(answer.requestId !== undefined ? { requestId: answer.requestId } : {}),
-      ...(answer.providerWorkflowId !== undefined ? { providerWorkflowId: answer.providerWorkflowId } : {}),
-    });
-    const resend: number[] = [];
-    batch.forEach((seq, i) => {
-      const e = ledger.entries[seq];
-      const o = answer.outcomes[i];
-      if (!e) return;
-      if (!o) {
-        settle(e, 'failed', {
-          code: 'not_in_answer',
-          message: 'the provider answer had no outcome for this target',
-        });
-      } else if (o.state === 'accepted') {
-        settle(e, 'accepted', o.warning !== undefined ? { warning: o.warning } : {});
-      } else if (o.transient && e.resends < opts.transientResends) {
-        e.resends += 1;
-        resend.push(seq);
-      } else if (o.transient) {
-        settle(e, 'failed', {
-          code: o.code,
-          message: `${o.message} (still so after ${e.resends} re-sends)`,
-        });
-      } else {
-        settle(e, 'rejected', {
-          code: o.code,
-          message: o.message,
-          origin: 'provider',
-        });
-      }
-    });
-    if (resend.length > 0) {
-      // Transient rejections go out again after a pause that grows with each re-send.
-      const attempt = Math.max(...resend.map((s) => ledger.entries[s]?.resends ?? 1));
-      waitingResends += 1;
-      void sleep(msToNumber(opts.callInitialInterval) * 2 ** (attempt - 1)).then(() => {
-        waitingResends -= 1;
-        enqueue([resend]);
-      });
-    }
-  };
-
-  const sendOne = async (batch: number[]): Promise<void> => {
-    batchNumber += 1;
-    const number = batchNumber;
-    try {
-      const answer = await sendBatch({
-        provider,
-        batch: number,
-        targets: batch.map((seq) => ledger.entries[seq]?.target),
-      });
-      applyAnswer(number, batch, answer);
-    } catch (err) {
-      const cause = err instanceof ActivityFailure ? err.cause : err;
-      const type =
-        cause instanceof ApplicationFailure
-          ? (cause.type ?? 'ApplicationFailure')
-          : ((cause as Error | undefined)?.name ?? 'Error');
-      const details =
-        cause instanceof ApplicationFailure ? (cause.details?.[0] as ProviderFailureDetails | undefined) : undefined;
-      const message = (cause as Error | undefined)?.message ?? String(err);
-      const entries = batch.map((seq) => ledger.entries[seq]).filter((e) => e !== undefined);
-      if (ABORTING.has(type)) {
-        for (const e of entries) settle(e, 'failed', { code: type, message });
-        abort(message, type);
-      } else if (type === FailureType.ProviderBatchTooLarge && batch.length > 1) {
-        const half = Math.ceil(batch.length / 2);
-        enqueue([batch.slice(0, half), batch.slice(half)]);
-      } else if (type === FailureType.ProviderCallerError || type === FailureType.ProviderBatchTooLarge) {
-        const code = details?.code ?? (details?.httpStatus !== undefined ? `http_${details.httpStatus}` : type);
-        for (const e of entries) settle(e, 'rejected', { code, message, origin: 'provider' });
-      } else {
-        // Transient failures that outlived the retry policy, or timeouts.
-        for (const e of entries) settle(e, 'failed', { code: type, message });
-      }
-    }
-  };
-
-  // ---- Re-submission, by signal or by update. ----
   const resubmit = async (resubmission: Resubmission): Promise<ResubmissionAnswer> => {
     if (closing) {
       const refused = resubmission.items.map((item, index) => ({
@@ -254,14 +138,11 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     }
     const plan = await planTargets({
       provider,
-      targets: resubmission.items.map((item, seq) => ({
-        seq,
-        target: item.target,
-      })),
+      targets: resubmission.items.map((item, seq) => ({ seq, target: item.target })),
       ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
     });
     const { answer, batches } = takeResubmission(ledger, resubmission, plan);
-    enqueue(batches);
+    resubmissions.enqueue(batches);
     return answer;
   };
 
@@ -289,46 +170,108 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     },
   });
 
-  // ---- First pass. ----
-  try {
-    const plan = await planTargets({
-      provider,
-      targets: input.targets.map((target, seq) => ({ seq, target })),
-      ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
-    });
-    for (const r of plan.rejections) {
-      const e = ledger.entries[r.seq];
-      if (e)
-        settle(e, 'rejected', {
-          code: r.code,
-          message: r.message,
-          origin: 'validation',
-        });
+  // ---- Scan: how many targets, cut into slices. ----
+  if (!carried) {
+    if (source.kind === 'inline') {
+      const n = source.targets.length;
+      for (let start = 0; start < n; start += opts.sliceSize) {
+        const count = Math.min(opts.sliceSize, n - start);
+        slices.push({ index: slices.length, firstSeq: start, count, start, end: start + count, firstLine: start + 1 });
+      }
+    } else {
+      try {
+        slices = (await scanSource({ ref: source.ref, sliceSize: opts.sliceSize })).slices;
+      } catch (err) {
+        abortReason = (err as ApplicationFailure).cause?.message ?? (err as Error).message;
+      }
     }
-    for (const v of plan.valid) {
-      const e = ledger.entries[v.seq];
-      if (e) e.identity = v.identity;
-    }
+    ledger.submitted = slices.reduce((n, s) => n + s.count, 0);
     phase = 'sending';
-    enqueue(plan.batches);
-  } catch (err) {
-    const cause = err instanceof ActivityFailure ? err.cause : err;
-    const message = cause instanceof Error ? cause.message : String(err);
-    const type = cause instanceof ApplicationFailure && cause.type ? cause.type : FailureType.SyncAborted;
-    for (const e of ledger.entries)
-      if (e.state === 'pending') settle(e, 'failed', { code: type, message: `not sent: ${message}` });
-    abortReason = message;
+  }
+
+  const sliceSource = (slice: SliceRef) =>
+    source.kind === 'inline'
+      ? { kind: 'inline' as const, targets: source.targets.slice(slice.start, slice.end) }
+      : source;
+
+  const merge = (slice: SliceRef, result: SliceResult, workflowId: string) => {
+    ledger.accepted += result.accepted;
+    ledger.warnings.push(...result.warnings);
+    if (ledger.calls.length < INLINE_CALLS) ledger.calls.push(...result.calls);
+    const entries = Object.entries(result.entries);
+    if (Object.keys(ledger.entries).length + entries.length <= INLINE_ENTRIES) {
+      for (const [seq, e] of entries) ledger.entries[seq] = e;
+    } else {
+      const n = (state: string) => entries.filter(([, e]) => e.state === state).length;
+      ledger.elsewhere.push({ workflowId, rejected: n('rejected'), failed: n('failed') });
+    }
+    if (result.abortReason !== undefined && abortReason === undefined) abortReason = result.abortReason;
+    void slice;
+  };
+
+  // ---- First pass. ----
+  if (abortReason === undefined && slices.length === 1 && nextSlice === 0 && slices[0]) {
+    // One slice: no child workflow, the fastest path from submit to the first provider call.
+    abortReason = await runSlice({ provider, source, slice: slices[0], options: opts }, ledger);
+    nextSlice = 1;
+  } else {
+    const childrenAtOnce = Math.max(1, Math.min(2, opts.concurrency));
+    const perChild = { ...opts, concurrency: Math.max(1, Math.floor(opts.concurrency / childrenAtOnce)) };
+    let running = 0;
+    let startedThisRun = 0;
+    const runChild = async (slice: SliceRef) => {
+      const workflowId = `${workflowInfo().workflowId}/slice-${slice.index}`;
+      try {
+        const result = await executeChild(syncSliceWorkflow, {
+          workflowId,
+          args: [{ provider, source: sliceSource(slice), slice, options: perChild }],
+          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        });
+        merge(slice, result, workflowId);
+      } catch (err) {
+        const message = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
+        ledger.elsewhere.push({ rejected: 0, failed: slice.count, workflowId });
+        abortReason ??= `slice ${slice.index} failed: ${message}`;
+      }
+    };
+    while (nextSlice < slices.length && abortReason === undefined) {
+      await condition(() => running < childrenAtOnce);
+      if (startedThisRun >= opts.slicesPerRun || workflowInfo().continueAsNewSuggested) break;
+      const slice = slices[nextSlice];
+      nextSlice += 1;
+      if (!slice) continue;
+      running += 1;
+      startedThisRun += 1;
+      void runChild(slice).finally(() => {
+        running -= 1;
+      });
+    }
+    await condition(() => running === 0);
+    if (nextSlice < slices.length && abortReason === undefined) {
+      // History stays bounded: the next run carries cursors and counts, not targets.
+      await condition(() => idle() && allHandlersFinished());
+      const next: Carried = { ledger, slices, nextSlice, finishRequested };
+      await continueAsNew<typeof syncWorkflow>({ ...input, carried: next });
+    }
+  }
+  if (abortReason !== undefined) {
+    // Slices never started are counted as failed, so the report still adds up.
+    const unsent = slices.slice(nextSlice).reduce((n, s) => n + s.count, 0);
+    if (unsent > 0) ledger.elsewhere.push({ rejected: 0, failed: unsent });
   }
   await condition(idle);
   firstPassSettled = true;
 
   // ---- Open for re-submission. ----
-  const nothingToFix = () => ledger.entries.every((e) => e.state !== 'rejected' && e.state !== 'failed');
+  const nothingToFix = () => {
+    const c = counts(ledger);
+    return c.rejected === 0 && c.failed === 0;
+  };
   if (abortReason === undefined) {
     phase = 'open';
     windowEndsAt = Date.now() + msToNumber(opts.resubmissionWindow); // Temporal's clock in workflows
     for (;;) {
-      if (abortReason !== undefined) break;
+      if (resubmissions.abortReason() !== undefined) break;
       if (finishRequested) {
         closedReason = 'finished';
         break;
@@ -342,12 +285,16 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
         closedReason = 'window-ended';
         break;
       }
-      await condition(() => finishRequested || abortReason !== undefined || (idle() && nothingToFix()), remaining);
+      await condition(
+        () => finishRequested || resubmissions.abortReason() !== undefined || (idle() && nothingToFix()),
+        remaining,
+      );
     }
   }
   closing = true;
   await condition(() => idle() && allHandlersFinished());
   phase = 'closed';
+  abortReason ??= resubmissions.abortReason();
 
   if (abortReason !== undefined) {
     closedReason = 'aborted';
@@ -360,3 +307,5 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   }
   return report();
 }
+
+export { syncSliceWorkflow };

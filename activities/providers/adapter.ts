@@ -9,7 +9,17 @@ import type { z } from 'zod';
 
 /** The answer for one target of a batch, aligned with the batch's order. */
 export type TargetOutcome =
-  { state: 'accepted'; warning?: string } | { state: 'rejected'; code: string; message: string; transient?: boolean };
+  | { state: 'accepted'; warning?: string }
+  | {
+      state: 'rejected';
+      code: string;
+      message: string;
+      transient?: boolean;
+      /** Filled in by the activity layer: what re-submissions match, and the target as read. */
+      identity?: string;
+      target?: unknown;
+      line?: number;
+    };
 
 /** A provider call that got an answer (2xx, or a documented "all rejected" answer). */
 export interface BatchAnswer {

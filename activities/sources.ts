@@ -1,0 +1,146 @@
+/**
+ * Reading targets by reference: an NDJSON file every worker can read, or an http(s) URL of one.
+ * A scan cuts the source into slices by byte offset; each activity then reads only its slice
+ * (a file range, or an HTTP Range request), so no activity holds the whole source.
+ */
+import { createReadStream } from 'node:fs';
+import { request, type Dispatcher } from 'undici';
+import type { SliceRef, TargetsRef } from '../contracts/index.ts';
+
+const NEWLINE = 0x0a;
+
+async function* bytesOf(
+  ref: TargetsRef,
+  range: { start: number; end?: number },
+  dispatcher: Dispatcher | undefined,
+): AsyncGenerator<Buffer> {
+  if ('file' in ref) {
+    if (range.end !== undefined && range.end <= range.start) return;
+    yield* createReadStream(ref.file, {
+      start: range.start,
+      ...(range.end !== undefined ? { end: range.end - 1 } : {}),
+      highWaterMark: 1 << 20,
+    }) as AsyncIterable<Buffer>;
+    return;
+  }
+  const res = await request(ref.url, {
+    method: 'GET',
+    headers: { range: `bytes=${range.start}-${range.end !== undefined ? range.end - 1 : ''}` },
+    ...(dispatcher ? { dispatcher } : {}),
+  });
+  if (res.statusCode !== 200 && res.statusCode !== 206) {
+    await res.body.dump();
+    throw new Error(`GET ${ref.url} answered ${res.statusCode}`);
+  }
+  // A server without Range support sends it all: skip to the slice ourselves.
+  let skip = res.statusCode === 200 ? range.start : 0;
+  let left = range.end !== undefined ? range.end - range.start : Infinity;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    let part = chunk;
+    if (skip > 0) {
+      const n = Math.min(skip, part.length);
+      part = part.subarray(n);
+      skip -= n;
+    }
+    if (part.length === 0) continue;
+    if (part.length > left) part = part.subarray(0, left);
+    left -= part.length;
+    yield part;
+    if (left <= 0) break;
+  }
+}
+
+const isBlank = (buf: Buffer, from: number, to: number): boolean => {
+  for (let i = from; i < to; i += 1) {
+    const c = buf[i];
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0d) return false;
+  }
+  return true;
+};
+
+/** Counts the targets (non-blank lines) and cuts them into slices of `sliceSize`. */
+export async function scanRef(
+  ref: TargetsRef,
+  sliceSize: number,
+  dispatcher?: Dispatcher,
+): Promise<{ total: number; slices: SliceRef[] }> {
+  const slices: SliceRef[] = [];
+  let total = 0;
+  let pos = 0; // absolute offset of the chunk's first byte
+  let lineStart = 0;
+  let line = 1;
+  let blank = true;
+  let current: SliceRef | undefined;
+  const endLine = (endOffset: number) => {
+    if (!blank) {
+      if (!current || current.count >= sliceSize) {
+        current = {
+          index: slices.length,
+          firstSeq: total,
+          count: 0,
+          start: lineStart,
+          end: lineStart,
+          firstLine: line,
+        };
+        slices.push(current);
+      }
+      current.count += 1;
+      current.end = endOffset;
+      total += 1;
+    }
+    lineStart = endOffset;
+    line += 1;
+    blank = true;
+  };
+  for await (const chunk of bytesOf(ref, { start: 0 }, dispatcher)) {
+    let from = 0;
+    for (;;) {
+      const nl = chunk.indexOf(NEWLINE, from);
+      const to = nl === -1 ? chunk.length : nl;
+      if (blank && !isBlank(chunk, from, to)) blank = false;
+      if (nl === -1) break;
+      endLine(pos + nl + 1);
+      from = nl + 1;
+    }
+    pos += chunk.length;
+  }
+  if (lineStart < pos) endLine(pos);
+  return { total, slices };
+}
+
+export interface SourceLine {
+  seq: number;
+  line: number;
+  text: string;
+}
+
+/** The non-blank lines of one slice, with their sequence numbers and 1-based line numbers. */
+export async function readSlice(ref: TargetsRef, slice: SliceRef, dispatcher?: Dispatcher): Promise<SourceLine[]> {
+  const parts: Buffer[] = [];
+  for await (const chunk of bytesOf(ref, { start: slice.start, end: slice.end }, dispatcher)) parts.push(chunk);
+  const text = Buffer.concat(parts).toString('utf8');
+  const out: SourceLine[] = [];
+  let seq = slice.firstSeq;
+  text.split('\n').forEach((raw, i) => {
+    if (raw.trim() === '') return;
+    out.push({ seq, line: slice.firstLine + i, text: raw });
+    seq += 1;
+  });
+  if (out.length !== slice.count) {
+    throw new Error(
+      `the source changed while the sync ran: slice ${slice.index} has ${out.length} targets, not ${slice.count}`,
+    );
+  }
+  return out;
+}
+
+/** Each line parsed as JSON; a line that is not JSON keeps its parse error. */
+export function parseLines(lines: SourceLine[]): { seq: number; line: number; target?: unknown; error?: string }[] {
+  return lines.map(({ seq, line, text }) => {
+    try {
+      return { seq, line, target: JSON.parse(text) as unknown };
+    } catch (err) {
+      return { seq, line, error: (err as Error).message };
+    }
+  });
+}

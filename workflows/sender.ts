@@ -1,0 +1,174 @@
+/**
+ * Sending batches: a queue with at most `concurrency` provider calls in flight, each answer
+ * settled into the ledger, transient rejections re-sent (bounded), batches the provider finds too
+ * large split, and failures that end the whole sync turned into an abort.
+ */
+import { ActivityFailure, ApplicationFailure, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import { msToNumber } from '@temporalio/common/lib/time';
+import type { BatchAnswer, SyncActivities } from '../activities/index.ts';
+import {
+  FailureType,
+  NON_RETRYABLE_PROVIDER_FAILURES,
+  providerTaskQueue,
+  type BatchRef,
+  type ProviderFailureDetails,
+  type ResolvedOptions,
+} from '../contracts/index.ts';
+import { settle, type Ledger } from './ledger.ts';
+
+/** Failure types that end the whole sync: every further call would fail the same way. */
+const ABORTING = new Set<string>([FailureType.ProviderAuthError, FailureType.ProviderNotConfigured]);
+
+export interface SenderSpec {
+  provider: string;
+  options: ResolvedOptions;
+  ledger: Ledger;
+  /** How a batch of sequence numbers is carried to the activity: inline targets or a reference. */
+  batchRef(seqs: number[]): BatchRef;
+  /** Numbers batches within the sync or slice; `slice` marks the calls of a slice's batches. */
+  nextBatchNumber(): number;
+  slice?: number;
+}
+
+export interface Sender {
+  enqueue(batches: number[][]): void;
+  idle(): boolean;
+  /** Set once a failure ended the sync: nothing more is sent. */
+  abortReason(): string | undefined;
+}
+
+export function createSender(spec: SenderSpec): Sender {
+  const { ledger, options: opts, provider } = spec;
+  // The retry policy of provider calls, declared against failure type names only.
+  const { sendBatch } = proxyActivities<SyncActivities>({
+    taskQueue: providerTaskQueue(workflowInfo().taskQueue, provider),
+    startToCloseTimeout: '2 minutes',
+    // A worker that dies mid-call is noticed here, and the batch is retried elsewhere.
+    heartbeatTimeout: '10 seconds',
+    retry: {
+      initialInterval: opts.callInitialInterval,
+      backoffCoefficient: 2,
+      maximumInterval: opts.callMaximumInterval,
+      maximumAttempts: opts.callAttempts,
+      nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES,
+    },
+  });
+
+  const queue: number[][] = [];
+  let running = 0;
+  let waitingResends = 0;
+  let abortReason: string | undefined;
+
+  const failAll = (seqs: number[], code: string, message: string) => {
+    for (const seq of seqs) settle(ledger, seq, 'failed', { code, message });
+  };
+
+  const abort = (reason: string, code: string) => {
+    if (abortReason !== undefined) return;
+    abortReason = reason;
+    for (const batch of queue.splice(0)) failAll(batch, code, `not sent: ${reason}`);
+  };
+
+  const enqueue = (batches: number[][]) => {
+    if (abortReason !== undefined) {
+      failAll(batches.flat(), FailureType.SyncAborted, `not sent: ${abortReason}`);
+      return;
+    }
+    queue.push(...batches.filter((b) => b.length > 0));
+    pump();
+  };
+
+  const pump = () => {
+    while (running < opts.concurrency && queue.length > 0 && abortReason === undefined) {
+      const batch = queue.shift();
+      if (!batch) break;
+      running += 1;
+      void sendOne(batch).finally(() => {
+        running -= 1;
+        pump();
+      });
+    }
+  };
+
+  const applyAnswer = (number: number, batch: number[], answer: BatchAnswer) => {
+    ledger.calls.push({
+      ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
+      batch: number,
+      httpStatus: answer.httpStatus,
+      targets: batch.length,
+      ...(answer.requestId !== undefined ? { requestId: answer.requestId } : {}),
+      ...(answer.providerWorkflowId !== undefined ? { providerWorkflowId: answer.providerWorkflowId } : {}),
+    });
+    const resend: number[] = [];
+    batch.forEach((seq, i) => {
+      const e = ledger.entries[seq];
+      const o = answer.outcomes[i];
+      if (!e) return;
+      if (!o) {
+        settle(ledger, seq, 'failed', {
+          code: 'not_in_answer',
+          message: 'the provider answer had no outcome for this target',
+        });
+      } else if (o.state === 'accepted') {
+        settle(ledger, seq, 'accepted', o.warning !== undefined ? { warning: o.warning } : {});
+      } else if (o.transient && e.resends < opts.transientResends) {
+        e.resends += 1;
+        resend.push(seq);
+      } else {
+        settle(ledger, seq, o.transient ? 'failed' : 'rejected', {
+          code: o.code,
+          message: o.transient ? `${o.message} (still so after ${e.resends} re-sends)` : o.message,
+          origin: 'provider',
+          ...(o.target !== undefined ? { target: o.target } : {}),
+          ...(o.identity !== undefined ? { identity: o.identity } : {}),
+          ...(o.line !== undefined ? { line: o.line } : {}),
+        });
+      }
+    });
+    if (resend.length > 0) {
+      // Transient rejections go out again after a pause that grows with each re-send.
+      const attempt = Math.max(...resend.map((s) => ledger.entries[s]?.resends ?? 1));
+      waitingResends += 1;
+      void sleep(msToNumber(opts.callInitialInterval) * 2 ** (attempt - 1)).then(() => {
+        waitingResends -= 1;
+        enqueue([resend]);
+      });
+    }
+  };
+
+  const sendOne = async (batch: number[]): Promise<void> => {
+    const number = spec.nextBatchNumber();
+    try {
+      const answer = await sendBatch({ provider, batch: number, targets: spec.batchRef(batch) });
+      applyAnswer(number, batch, answer);
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : err;
+      const type =
+        cause instanceof ApplicationFailure
+          ? (cause.type ?? 'ApplicationFailure')
+          : ((cause as Error | undefined)?.name ?? 'Error');
+      const details =
+        cause instanceof ApplicationFailure ? (cause.details?.[0] as ProviderFailureDetails | undefined) : undefined;
+      const message = (cause as Error | undefined)?.message ?? String(err);
+      if (ABORTING.has(type)) {
+        failAll(batch, type, message);
+        abort(message, type);
+      } else if (type === FailureType.ProviderBatchTooLarge && batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        enqueue([batch.slice(0, half), batch.slice(half)]);
+      } else if (type === FailureType.ProviderCallerError || type === FailureType.ProviderBatchTooLarge) {
+        const code = details?.code ?? (details?.httpStatus !== undefined ? `http_${details.httpStatus}` : type);
+        for (const seq of batch) settle(ledger, seq, 'rejected', { code, message, origin: 'provider' });
+      } else {
+        // Transient failures that outlived the retry policy, or timeouts.
+        failAll(batch, type, message);
+      }
+    }
+  };
+
+  return {
+    enqueue,
+    idle: () => queue.length === 0 && running === 0 && waitingResends === 0,
+    abortReason: () => abortReason,
+  };
+}
