@@ -109,8 +109,7 @@ export interface SliceRef {
 
 /** What one provider call carries: the targets themselves, or where to read them. */
 export type BatchRef =
-  | { kind: 'inline'; targets: unknown[] }
-  | { kind: 'ref'; ref: TargetsRef; slice: SliceRef; seqs: [number, number][] };
+  { kind: 'inline'; targets: unknown[] } | { kind: 'ref'; ref: TargetsRef; slice: SliceRef; seqs: [number, number][] };
 
 /** Sorted sequence numbers as [from, to) ranges: what a batch by reference carries. */
 export function toRanges(seqs: number[]): [number, number][] {

@@ -57,6 +57,8 @@ export type OctogenTarget = z.infer<typeof OctogenTargetSchema>;
 export interface OctogenConfig {
   baseUrl: string;
   apiKey: string;
+  /** The account's request budget, when the account has one (OCTOGEN_REQUESTS_PER_MINUTE). */
+  requestsPerMinute?: number;
 }
 
 const AnswerTargetSchema = z.object({ uuid: z.string().optional(), url: z.string().optional() }).loose();
@@ -117,6 +119,7 @@ export const octogen: ProviderAdapter<OctogenTarget, OctogenConfig> = {
   title: 'Octogen',
   targetSchema: OctogenTargetSchema,
   limits: () => ({ maxTargets: 500 }),
+  budget: (config) => (config.requestsPerMinute ? { requestsPerMinute: config.requestsPerMinute } : undefined),
   groupKey: (t) => t.catalog ?? '',
   identity: identityOf,
   // Octogen documents no per-target transient codes; these are the ones its retry guidance implies.
@@ -130,10 +133,16 @@ export const octogen: ProviderAdapter<OctogenTarget, OctogenConfig> = {
         hint: 'set it to your Octogen platform API key',
       };
     }
+    const budget = env.OCTOGEN_REQUESTS_PER_MINUTE;
+    const requestsPerMinute = budget ? Number(budget) : undefined;
+    if (requestsPerMinute !== undefined && !(Number.isInteger(requestsPerMinute) && requestsPerMinute > 0)) {
+      throw new Error(`OCTOGEN_REQUESTS_PER_MINUTE="${budget}" must be a positive whole number`);
+    }
     return {
       config: {
         baseUrl: (env.OCTOGEN_BASE_URL ?? 'https://api.octogen.ai').replace(/\/+$/, ''),
         apiKey,
+        ...(requestsPerMinute !== undefined ? { requestsPerMinute } : {}),
       },
     };
   },
