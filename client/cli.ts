@@ -2,6 +2,7 @@
  * The catalog-sync CLI: submit, status, resubmit, finish, result, worker. Every error is one line
  * on stderr that says what is wrong and how to fix it, with a non-zero exit.
  */
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { providerAdapter, providerNames } from '../activities/providers/index.ts';
@@ -11,6 +12,7 @@ import { runWorker } from '../worker/main.ts';
 import { temporalSettings, workflowUiLink, type TemporalSettings } from './connection.ts';
 import { formatReport, formatResubmission } from './format.ts';
 import {
+  INLINE_LIMIT_BYTES,
   SyncRequestError,
   awaitFirstPass,
   awaitReport,
@@ -20,7 +22,7 @@ import {
   startSync,
   type SyncOutcome,
 } from './sync-client.ts';
-import { readTargetsFile, type FileTarget } from './targets-file.ts';
+import { isLargeNdjson, readTargetsFile, scanNdjson, type FileTarget } from './targets-file.ts';
 
 /** An error the CLI explains in one line; anything else is reported by its message too. */
 export class CliError extends Error {
@@ -114,10 +116,25 @@ export function buildCli(): Command {
         wait?: boolean;
         json?: boolean;
       }) => {
-        const targets = await readTargetsFile(o.targets);
-        const problems = checkTargets(o.provider, o.targets, targets);
-        if (problems.length > 0 && !o.allowInvalid) {
-          const more = problems.length > 1 ? ` (and ${problems.length - 1} more malformed targets)` : '';
+        const adapter = providerAdapter(o.provider);
+        if (!adapter) throw new CliError(`unknown provider "${o.provider}": use one of ${providerNames().join(', ')}`);
+        // A large NDJSON file goes by reference: checked line by line here, read by slice by the workers.
+        const byReference = await isLargeNdjson(o.targets, INLINE_LIMIT_BYTES);
+        let targets: FileTarget[] = [];
+        let problems: string[];
+        let problemCount: number;
+        if (byReference) {
+          ({ problems, problemCount } = await scanNdjson(o.targets, (value) => {
+            const parsed = adapter.targetSchema.safeParse(value);
+            return parsed.success ? undefined : describeIssues(parsed.error);
+          }));
+        } else {
+          targets = await readTargetsFile(o.targets);
+          problems = checkTargets(o.provider, o.targets, targets);
+          problemCount = problems.length;
+        }
+        if (problemCount > 0 && !o.allowInvalid) {
+          const more = problemCount > 1 ? ` (and ${problemCount - 1} more malformed targets)` : '';
           throw new CliError(
             `${problems[0]}${more}; fix them, or pass --allow-invalid to have them reported as rejected`,
           );
@@ -137,7 +154,14 @@ export function buildCli(): Command {
         await withClient(async (client, settings) => {
           const started = await startSync(
             client,
-            { provider: o.provider, targets: targets.map((t) => t.value), ...(o.key ? { key: o.key } : {}), options },
+            {
+              provider: o.provider,
+              ...(byReference
+                ? { targetsRef: { file: path.resolve(o.targets) } }
+                : { targets: targets.map((t) => t.value) }),
+              ...(o.key ? { key: o.key } : {}),
+              options,
+            },
             settings.taskQueue,
           );
           if (!started.started && !o.json)

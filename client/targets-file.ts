@@ -2,7 +2,9 @@
  * Reads a targets file: a JSON array, or NDJSON (one JSON value a line, blank lines skipped).
  * Errors name the file, the line and the fix.
  */
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, readFile, stat } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 
 export class TargetsFileError extends Error {
   override readonly name = 'TargetsFileError';
@@ -54,4 +56,59 @@ export async function readTargetsFile(file: string): Promise<FileTarget[]> {
     );
   }
   return parseTargets(text, file);
+}
+
+/** True for an NDJSON file too large to send inline: the CLI passes it by reference instead. */
+export async function isLargeNdjson(file: string, limitBytes: number): Promise<boolean> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (err) {
+    throw new TargetsFileError(
+      `cannot read targets file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  if (size <= limitBytes) return false;
+  const handle = await open(file, 'r');
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(256), 0, 256, 0);
+    return !buffer.subarray(0, bytesRead).toString('utf8').trimStart().startsWith('[');
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Reads an NDJSON file line by line without holding it, calling `check` on every target; returns
+ * how many targets it holds and the problems found (the first few, and how many in all).
+ */
+export async function scanNdjson(
+  file: string,
+  check: (value: unknown) => string | undefined,
+  keep = 5,
+): Promise<{ targets: number; problems: string[]; problemCount: number }> {
+  const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let line = 0;
+  let targets = 0;
+  let problemCount = 0;
+  const problems: string[] = [];
+  const problem = (text: string) => {
+    problemCount += 1;
+    if (problems.length < keep) problems.push(text);
+  };
+  for await (const raw of lines) {
+    line += 1;
+    if (raw.trim() === '') continue;
+    targets += 1;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch (err) {
+      problem(`${file} line ${line} is not JSON (${(err as Error).message})`);
+      continue;
+    }
+    const issue = check(value);
+    if (issue !== undefined) problem(`${file} line ${line}: ${issue}`);
+  }
+  return { targets, problems, problemCount };
 }

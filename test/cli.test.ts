@@ -14,7 +14,7 @@ import { runCli } from './helpers/processes.ts';
 import { connectTestEnv, makeWorker, uniqueKey, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
 
 const KEY = 'cli-test-key';
-const products = makeOctogenProducts('alpha', 10);
+const products = makeOctogenProducts('alpha', 6000);
 const shared = { uuid: '55555555-5555-4555-8555-555555555555', url: 'https://shared.example/p', catalog: 'alpha' };
 const sharedBeta = { uuid: '66666666-6666-4666-8666-666666666666', url: 'https://shared.example/p', catalog: 'beta' };
 
@@ -131,6 +131,23 @@ describe('catalog-sync CLI', () => {
     expect(report.counts).toMatchObject({ submitted: 2, accepted: 2 });
     expect(report.warnings).toEqual([{ id: 't1', message: expect.stringContaining('(fabric)') }]);
     expect(insiderSim.requests).toHaveLength(1);
+  });
+
+  it('passes a large NDJSON file by reference, checking it line by line first', async () => {
+    const lines = products.map((p) => JSON.stringify({ uuid: p.uuid }));
+    lines[4321] = JSON.stringify({ uuid: 'not-a-uuid' });
+    const big = file('big.ndjson', `${lines.join('\n')}\n`);
+    const refused = await runCli(['submit', '--provider', 'octogen', '--targets', big], cliEnv());
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/big\.ndjson line 4322: uuid must be a UUID/);
+    const res = await runCli(
+      ['submit', '--provider', 'octogen', '--targets', big, '--allow-invalid', '--window', '0s', '--wait', '--json'],
+      cliEnv(),
+    );
+    expect(res.stderr).toBe('');
+    const report = JSON.parse(res.stdout) as SyncReport;
+    expect(report.counts).toMatchObject({ submitted: 6000, accepted: 5999, rejected: 1 });
+    expect(report.rejected[0]).toMatchObject({ id: 't4321', line: 4322, code: 'invalid_target' });
   });
 
   it('refuses a targets file that is not JSON', async () => {
