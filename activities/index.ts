@@ -76,6 +76,18 @@ const echo = (target: unknown): unknown | undefined => {
 const clip = (message: string): string =>
   message.length > MESSAGE_LIMIT ? `${message.slice(0, MESSAGE_LIMIT - 3)}...` : message;
 
+/** Results stay well under Temporal's payload limit: past this, rejections drop echoes and detail. */
+const RESULT_BUDGET = 256 * 1024;
+function withinBudget(rejections: SliceRejection[]): SliceRejection[] {
+  if (JSON.stringify(rejections).length <= RESULT_BUDGET) return rejections;
+  return rejections.map(({ seq, line, code, message }) => ({
+    seq,
+    ...(line !== undefined ? { line } : {}),
+    code,
+    message: message.slice(0, 100),
+  }));
+}
+
 const inRanges = (ranges: [number, number][]) => {
   const set = new Set<number>();
   for (const [from, to] of ranges) for (let s = from; s < to; s += 1) set.add(s);
@@ -185,7 +197,7 @@ export function createActivities(deps: ActivityDeps) {
         });
       }
       rejections.sort((a, b) => a.seq - b.seq);
-      return { rejections, batches: plan.batches.map((b) => toRanges(b)) };
+      return { rejections: withinBudget(rejections), batches: plan.batches.map((b) => toRanges(b)) };
     },
 
     async sendBatch(input: SendBatchInput): Promise<BatchAnswer> {

@@ -22,6 +22,13 @@ export function formatReport(workflowId: string, report: SyncReport, uiLink: str
     lines.push('  failed:');
     for (const f of report.failed) lines.push(`    ${f.id}  ${f.code}  ${short(f.target)}  ${f.message}`);
   }
+  const elsewhere = report.rejectedElsewhere ?? [];
+  if (elsewhere.length > 0) {
+    const n = elsewhere.reduce((sum, x) => sum + x.count, 0);
+    lines.push(
+      `  ${n} more rejected or failed targets are listed in ${elsewhere.length} slice workflows (listRejected() pages them in)`,
+    );
+  }
   if (report.superseded.length > 0) {
     lines.push(`  superseded: ${report.superseded.map((s) => `${s.id} by ${s.by}`).join(', ')}`);
   }

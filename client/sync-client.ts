@@ -24,8 +24,13 @@ import {
   type SyncReport,
   type SyncRequest,
   type TargetSource,
+  type Failure,
+  type Rejection,
+  type Warning,
+  parseTargetId,
+  targetId,
 } from '../contracts/index.ts';
-import type { syncWorkflow } from '../workflows/index.ts';
+import type { syncSliceWorkflow, syncWorkflow } from '../workflows/index.ts';
 
 /** A request the client refuses before anything is started; the message names the field and fix. */
 export class SyncRequestError extends Error {
@@ -173,4 +178,37 @@ export async function awaitFirstPass(
     if (report.firstPassSettled) return { report, ...(report.abortReason ? { abortReason: report.abortReason } : {}) };
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
   }
+}
+
+/**
+ * Every rejection, failure and warning of a sync, including those a large sync left listed in its
+ * slice workflows (`rejectedElsewhere`): the complete list, paged in from each slice's result.
+ */
+export async function listRejected(
+  client: Client,
+  workflowId: string,
+): Promise<{ rejected: Rejection[]; failed: Failure[]; warnings: Warning[] }> {
+  const report = await getStatus(client, workflowId);
+  const rejected = [...report.rejected];
+  const failed = [...report.failed];
+  const warnings = [...report.warnings];
+  for (const slice of report.rejectedElsewhere ?? []) {
+    const result = await client.workflow.getHandle<typeof syncSliceWorkflow>(slice.workflowId).result();
+    for (const [seq, e] of Object.entries(result.entries)) {
+      const common = { id: targetId(Number(seq)), ...(e.line !== undefined ? { line: e.line } : {}), target: e.target };
+      if (e.state === 'rejected') {
+        rejected.push({
+          ...common,
+          code: e.code ?? 'rejected',
+          message: e.message ?? '',
+          origin: e.origin ?? 'provider',
+        });
+      } else if (e.state === 'failed') {
+        failed.push({ ...common, code: e.code ?? 'failed', message: e.message ?? '' });
+      }
+    }
+    warnings.push(...result.warnings);
+  }
+  const bySeq = (a: { id: string }, b: { id: string }) => (parseTargetId(a.id) ?? 0) - (parseTargetId(b.id) ?? 0);
+  return { rejected: rejected.sort(bySeq), failed: failed.sort(bySeq), warnings: warnings.sort(bySeq) };
 }

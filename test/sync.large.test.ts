@@ -6,7 +6,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { awaitFirstPass, awaitReport, getStatus, resubmit, resubmitBySignal, startSync } from '../client/index.ts';
+import {
+  awaitFirstPass,
+  awaitReport,
+  getStatus,
+  listRejected,
+  resubmit,
+  resubmitBySignal,
+  startSync,
+} from '../client/index.ts';
 import { countsAddUp, type SyncReport } from '../contracts/index.ts';
 import { startNdjsonHost, type NdjsonHost } from '../simulators/ndjson-host.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
@@ -101,6 +109,28 @@ describe('syncs by reference', () => {
     expect(byFile.counts).toMatchObject({ submitted: 12_000, accepted: 11_998, rejected: 2 });
     expect(host.requests.some((r) => r.range !== undefined)).toBe(true);
     expect(sim.requests.length).toBe(3 * 24);
+  });
+});
+
+describe('a rejected list too long for the report', () => {
+  it('keeps it complete: the rest stays listed in slice workflows and listRejected pages it in', async () => {
+    const targets = Array.from({ length: 2600 }, (_, i) => ({ url: `https://alpha.com/products/missing-${i}` }));
+    const { report, all } = await withWorker(t, { env: workerEnv() }, async (taskQueue) => {
+      const { workflowId } = await startSync(
+        t.client,
+        { provider: 'octogen', targets, options: { sliceSize: 500, resubmissionWindow: '0s' } },
+        taskQueue,
+      );
+      const outcome = await awaitReport(t.client, workflowId);
+      return { report: outcome.report, all: await listRejected(t.client, workflowId) };
+    });
+    expect(report.counts).toMatchObject({ submitted: 2600, rejected: 2600 });
+    expect(report.rejected.length).toBeLessThan(2600);
+    expect(report.rejectedElsewhere?.length).toBeGreaterThan(0);
+    expect(report.rejected.length + (report.rejectedElsewhere ?? []).reduce((n, x) => n + x.count, 0)).toBe(2600);
+    expect(all.rejected.map((r) => r.id)).toEqual(targets.map((_, i) => `t${i}`));
+    expect(all.rejected.every((r) => r.code === 'product_not_found')).toBe(true);
+    expectAddsUp(report);
   });
 });
 

@@ -37,6 +37,7 @@ export interface Elsewhere {
   workflowId?: string;
   rejected: number;
   failed: number;
+  warnings?: number;
 }
 
 export interface Ledger {

@@ -93,27 +93,29 @@ export async function runSlice(input: SliceInput, ledger: Ledger): Promise<strin
 }
 
 /** Results stay well under Temporal's payload limit: past this, entries drop their echoes. */
-const RESULT_BUDGET = 300_000;
+const RESULT_BUDGET = 256 * 1024;
 
 export async function syncSliceWorkflow(input: SliceInput): Promise<SliceResult> {
   const ledger = newLedger();
   const abortReason = await runSlice(input, ledger);
   let entries = ledger.entries;
-  if (JSON.stringify(entries).length > RESULT_BUDGET) {
+  let warnings = ledger.warnings;
+  if (JSON.stringify(entries).length + JSON.stringify(warnings).length > RESULT_BUDGET) {
     entries = {};
     for (const [seq, e] of Object.entries(ledger.entries)) {
       const slim: Entry = { state: e.state, resends: e.resends };
       if (e.code !== undefined) slim.code = e.code;
-      if (e.message !== undefined) slim.message = e.message.slice(0, 200);
+      if (e.message !== undefined) slim.message = e.message.slice(0, 100);
       if (e.origin !== undefined) slim.origin = e.origin;
       if (e.line !== undefined) slim.line = e.line;
       entries[seq] = slim;
     }
+    warnings = warnings.map((w) => ({ id: w.id, message: w.message.slice(0, 60) }));
   }
   return {
     accepted: ledger.accepted,
     entries,
-    warnings: ledger.warnings,
+    warnings,
     calls: ledger.calls,
     ...(abortReason !== undefined ? { abortReason } : {}),
   };

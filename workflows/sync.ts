@@ -43,14 +43,15 @@ import { takeResubmission } from './resubmission.ts';
 import { createSender } from './sender.ts';
 import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
 
-/** Entries a sync keeps itself; past this, a slice's rejections stay listed in its own workflow. */
-const INLINE_ENTRIES = 2000;
+/** Bytes of entries and warnings a sync keeps itself; past this, a slice's stay in its own workflow. */
+const INLINE_BYTES = 192 * 1024;
 /** Provider calls a sync lists itself; past this they stay in the slice workflows' results. */
 const INLINE_CALLS = 500;
 
 /** What a run hands to the next one on continue-as-new: plain JSON only. */
 interface Carried {
   ledger: Ledger;
+  inlineBytes: number;
   slices: SliceRef[];
   nextSlice: number;
   finishRequested: boolean;
@@ -90,6 +91,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   let finishRequested = carried?.finishRequested ?? false;
   let closing = false;
   let resubmitBatch = 0;
+  let inlineBytes = carried?.inlineBytes ?? 0;
 
   const report = (): SyncReport => ({
     workflowId: workflowInfo().workflowId,
@@ -106,7 +108,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     ...(ledger.elsewhere.some((x) => x.workflowId)
       ? {
           rejectedElsewhere: ledger.elsewhere.flatMap((x) =>
-            x.workflowId ? [{ workflowId: x.workflowId, count: x.rejected + x.failed }] : [],
+            x.workflowId ? [{ workflowId: x.workflowId, count: x.rejected + x.failed, warnings: x.warnings ?? 0 }] : [],
           ),
         }
       : {}),
@@ -194,19 +196,26 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
       ? { kind: 'inline' as const, targets: source.targets.slice(slice.start, slice.end) }
       : source;
 
-  const merge = (slice: SliceRef, result: SliceResult, workflowId: string) => {
+  /** A slice's outcome joins this run's report while it fits; past that it stays with the slice. */
+  const merge = (result: SliceResult, workflowId: string) => {
     ledger.accepted += result.accepted;
-    ledger.warnings.push(...result.warnings);
     if (ledger.calls.length < INLINE_CALLS) ledger.calls.push(...result.calls);
     const entries = Object.entries(result.entries);
-    if (Object.keys(ledger.entries).length + entries.length <= INLINE_ENTRIES) {
+    const bytes = JSON.stringify(result.entries).length + JSON.stringify(result.warnings).length;
+    if (inlineBytes + bytes <= INLINE_BYTES) {
+      inlineBytes += bytes;
       for (const [seq, e] of entries) ledger.entries[seq] = e;
+      ledger.warnings.push(...result.warnings);
     } else {
       const n = (state: string) => entries.filter(([, e]) => e.state === state).length;
-      ledger.elsewhere.push({ workflowId, rejected: n('rejected'), failed: n('failed') });
+      ledger.elsewhere.push({
+        workflowId,
+        rejected: n('rejected'),
+        failed: n('failed'),
+        warnings: result.warnings.length,
+      });
     }
     if (result.abortReason !== undefined && abortReason === undefined) abortReason = result.abortReason;
-    void slice;
   };
 
   // ---- First pass. ----
@@ -227,7 +236,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
           args: [{ provider, source: sliceSource(slice), slice, options: perChild }],
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         });
-        merge(slice, result, workflowId);
+        merge(result, workflowId);
       } catch (err) {
         const message = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
         ledger.elsewhere.push({ rejected: 0, failed: slice.count, workflowId });
@@ -250,7 +259,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     if (nextSlice < slices.length && abortReason === undefined) {
       // History stays bounded: the next run carries cursors and counts, not targets.
       await condition(() => idle() && allHandlersFinished());
-      const next: Carried = { ledger, slices, nextSlice, finishRequested };
+      const next: Carried = { ledger, inlineBytes, slices, nextSlice, finishRequested };
       await continueAsNew<typeof syncWorkflow>({ ...input, carried: next });
     }
   }
