@@ -4,6 +4,7 @@
  * 429 looks; this module only counts.
  */
 import type { RecordedRequest } from './faults.ts';
+import type { SimServer } from './http.ts';
 
 export const BUDGET_WINDOW_MS = 60_000;
 
@@ -105,5 +106,22 @@ export function rateLimitHeaders(admission: Admission): Record<string, string> {
     'x-ratelimit-limit': String(admission.limit),
     'x-ratelimit-remaining': String(admission.remaining),
     'x-ratelimit-reset': String(reset),
+  };
+}
+
+/** A simulator's public face: its server, with the budget counted and reset alongside. */
+export function budgetedSimulator(server: SimServer, budget: RequestBudget) {
+  return {
+    url: server.url,
+    faults: server.faults,
+    requests: server.requests,
+    get rateLimited() {
+      return budget.rateLimited;
+    },
+    reset() {
+      server.reset();
+      budget.clear();
+    },
+    close: () => server.close(),
   };
 }

@@ -3,7 +3,7 @@
  * recording, transport faults (delay, reset, truncate, status) and the `/_sim/*` control routes.
  * A provider supplies only how to check a key, its default error bodies and its real answer.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { z } from 'zod';
 import { describeFault, FaultInjector, parseFaultControl, type Fault, type RecordedRequest } from './faults.ts';
@@ -156,10 +156,42 @@ function resetSocket(socket: Socket | null): void {
   else socket.destroy();
 }
 
+/**
+ * Listens on 127.0.0.1 and returns the port and a close() that never hangs: it destroys the
+ * keep-alive and stalled sockets that would otherwise keep the server open. Idempotent.
+ */
+export async function listenOnLoopback(
+  server: Server,
+  port: number,
+  beforeClose: () => void = () => {},
+): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      (closing ??= new Promise<void>((resolve, reject) => {
+        beforeClose();
+        server.close((error) => (error ? reject(error) : resolve()));
+        for (const socket of sockets) socket.destroy();
+      })),
+  };
+}
+
 export async function startSimServer(options: SimServerOptions): Promise<SimServer> {
   const faults = new FaultInjector();
   const requests: RecordedRequest[] = [];
-  const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
@@ -256,31 +288,11 @@ export async function startSimServer(options: SimServerOptions): Promise<SimServ
       else res.destroy();
     });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+  // Timers are cleared first so close() never waits for a pending delay fault.
+  const { port, close } = await listenOnLoopback(server, options.port, () => {
+    for (const timer of timers) clearTimeout(timer);
+    timers.clear();
   });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    closing ??= new Promise<void>((resolve, reject) => {
-      for (const timer of timers) clearTimeout(timer);
-      timers.clear();
-      server.close((error) => (error ? reject(error) : resolve()));
-      // Keep-alive and stalled sockets would otherwise keep close() pending forever.
-      for (const socket of sockets) socket.destroy();
-    });
-    return closing;
-  };
 
   return { url: `http://127.0.0.1:${port}`, faults, requests, reset, close };
 }

@@ -5,7 +5,7 @@
  * message, an account-wide request budget (429), plus the generic faults from ./faults.ts.
  */
 import type { IncomingMessage } from 'node:http';
-import { checkRequestsPerMinute, RequestBudget } from './budget.ts';
+import { budgetedSimulator, checkRequestsPerMinute, RequestBudget } from './budget.ts';
 import type { Fault, FaultInjector, RecordedRequest } from './faults.ts';
 import { startSimServer, type ApiRequest, type Reply, type SimServer } from './http.ts';
 import { demoInsiderCatalog } from './insider-catalog.ts';
@@ -344,17 +344,5 @@ export async function startInsiderSimulator(config: Partial<InsiderSimConfig> = 
     answer: (request, fault) => answerUpdate(request, fault, ctx),
   });
 
-  return {
-    url: server.url,
-    faults: server.faults,
-    requests: server.requests,
-    get rateLimited() {
-      return budget.rateLimited;
-    },
-    reset() {
-      server.reset();
-      budget.clear();
-    },
-    close: () => server.close(),
-  };
+  return budgetedSimulator(server, budget);
 }

@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { listenOnLoopback } from './http.ts';
 import { pipeline } from 'node:stream/promises';
 
 export const NDJSON_CONTENT_TYPE = 'application/x-ndjson';
@@ -161,7 +161,6 @@ export async function startNdjsonHost(): Promise<NdjsonHost> {
   const documents = new Map<string, Document>();
   const requests: NdjsonHostRequest[] = [];
   const failures: number[] = [];
-  const sockets = new Set<Socket>();
 
   async function handle(res: ServerResponse, record: NdjsonHostRequest): Promise<void> {
     const { method } = record;
@@ -237,22 +236,9 @@ export async function startNdjsonHost(): Promise<NdjsonHost> {
       else res.destroy();
     });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const { port, close } = await listenOnLoopback(server, 0);
   const url = `http://127.0.0.1:${port}`;
 
-  let closing: Promise<void> | undefined;
   return {
     url,
     requests,
@@ -279,13 +265,6 @@ export async function startNdjsonHost(): Promise<NdjsonHost> {
       }
       for (let i = 0; i < n; i++) failures.push(status);
     },
-    close() {
-      closing ??= new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
-        // Keep-alive and stalled sockets would otherwise keep close() pending forever.
-        for (const socket of sockets) socket.destroy();
-      });
-      return closing;
-    },
+    close,
   };
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { rateLimitHeaders, RequestBudget } from './budget.ts';
+import { budgetedSimulator, rateLimitHeaders, RequestBudget } from './budget.ts';
 import type { Fault, FaultInjector, RecordedRequest } from './faults.ts';
 import {
   describeIssues,
@@ -251,17 +251,5 @@ export async function startOctogenSimulator(config: Partial<OctogenSimConfig> = 
     answer: (request, fault) => answerWithinBudget(request, fault, budget, index, full),
   });
 
-  return {
-    url: server.url,
-    faults: server.faults,
-    requests: server.requests,
-    get rateLimited() {
-      return budget.rateLimited;
-    },
-    reset() {
-      server.reset();
-      budget.clear();
-    },
-    close: () => server.close(),
-  };
+  return budgetedSimulator(server, budget);
 }
