@@ -29,6 +29,8 @@ import {
   type Warning,
   parseTargetId,
   targetId,
+  SA_PHASE,
+  SA_PROVIDER,
 } from '../contracts/index.ts';
 import type { syncSliceWorkflow, syncWorkflow } from '../workflows/index.ts';
 
@@ -59,7 +61,23 @@ function parseRequest(request: SyncRequest): SyncRequest {
   return parsed.data;
 }
 
-export async function startSync(client: Client, request: SyncRequest, taskQueue: string): Promise<StartedSync> {
+export interface StartOptions {
+  /**
+   * Set the project's search attributes at start (default true; CATALOG_SYNC_SEARCH_ATTRIBUTES=off
+   * turns them off for a namespace that has not registered them).
+   */
+  searchAttributes?: boolean;
+}
+
+const describeRef = (ref: SyncRequest['targetsRef']): string =>
+  ref === undefined ? 'nowhere' : 'file' in ref ? ref.file : ref.url;
+
+export async function startSync(
+  client: Client,
+  request: SyncRequest,
+  taskQueue: string,
+  opts: StartOptions = { searchAttributes: process.env.CATALOG_SYNC_SEARCH_ATTRIBUTES !== 'off' },
+): Promise<StartedSync> {
   const req = parseRequest(request);
   const workflowId = syncWorkflowId(req.provider, req.key);
   const input: SyncInput = {
@@ -68,10 +86,21 @@ export async function startSync(client: Client, request: SyncRequest, taskQueue:
     ...(req.options ? { options: req.options } : {}),
   };
   try {
+    const targets = req.targets ? `${req.targets.length} targets` : `targets from ${describeRef(req.targetsRef)}`;
     await client.workflow.start<typeof syncWorkflow>('syncWorkflow', {
       taskQueue,
       workflowId,
       args: [input],
+      staticSummary: `${req.provider} sync of ${targets}${req.key ? ` (key ${req.key})` : ''}`,
+      // Operators filter syncs by these in the UI; a namespace without them opts out.
+      ...(opts.searchAttributes !== false
+        ? {
+            typedSearchAttributes: [
+              { key: SA_PROVIDER, value: req.provider },
+              { key: SA_PHASE, value: 'validating' },
+            ],
+          }
+        : {}),
       // The caller's key is an idempotency key: never a second sync for it, running or closed.
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       workflowIdConflictPolicy: 'FAIL',

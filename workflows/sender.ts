@@ -28,6 +28,8 @@ export interface SenderSpec {
   /** Numbers batches within the sync or slice; `slice` marks the calls of a slice's batches. */
   nextBatchNumber(): number;
   slice?: number;
+  /** The activity summary operators see in the UI ("batch 3/12, 500 targets"). */
+  summary(batchNumber: number, size: number): string;
 }
 
 export interface Sender {
@@ -139,7 +141,9 @@ export function createSender(spec: SenderSpec): Sender {
   const sendOne = async (batch: number[]): Promise<void> => {
     const number = spec.nextBatchNumber();
     try {
-      const answer = await sendBatch({ provider, batch: number, targets: spec.batchRef(batch) });
+      const answer = await sendBatch.executeWithOptions({ summary: spec.summary(number, batch.length) }, [
+        { provider, batch: number, targets: spec.batchRef(batch) },
+      ]);
       applyAnswer(number, batch, answer);
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : err;

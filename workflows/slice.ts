@@ -78,6 +78,8 @@ export async function runSlice(input: SliceInput, ledger: Ledger): Promise<strin
     ledger,
     nextBatchNumber: () => (batchNumber += 1),
     ...(source.kind === 'ref' ? { slice: slice.index } : {}),
+    summary: (n, size) =>
+      `${input.provider} batch ${n}/${plan.batches.length}${source.kind === 'ref' ? ` of slice ${slice.index}` : ''}, ${size} targets`,
     batchRef: (batch) =>
       source.kind === 'inline'
         ? { kind: 'inline', targets: batch.map((seq) => ledger.entries[seq]?.target) }

@@ -40,6 +40,7 @@ import {
 } from '../contracts/index.ts';
 import { counts, listFailed, listRejected, listSuperseded, newLedger, type Ledger } from './ledger.ts';
 import { takeResubmission } from './resubmission.ts';
+import { publish, recordOutcome, type Published } from './visibility.ts';
 import { createSender } from './sender.ts';
 import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
 
@@ -92,6 +93,10 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   let closing = false;
   let resubmitBatch = 0;
   let inlineBytes = carried?.inlineBytes ?? 0;
+  let published: Published = {};
+  const show = (details: string) => {
+    published = publish(published, phase, counts(ledger), details);
+  };
 
   const report = (): SyncReport => ({
     workflowId: workflowInfo().workflowId,
@@ -123,6 +128,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     options: opts,
     ledger,
     nextBatchNumber: () => (resubmitBatch += 1),
+    summary: (n, size) => `${provider} re-submission batch ${n}, ${size} targets`,
     batchRef: (batch) => ({ kind: 'inline', targets: batch.map((seq) => ledger.entries[seq]?.target) }),
   });
   const idle = () => resubmissions.idle();
@@ -190,6 +196,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     ledger.submitted = slices.reduce((n, s) => n + s.count, 0);
     phase = 'sending';
   }
+  show(`sending ${ledger.submitted} targets in ${slices.length} slice(s)`);
 
   const sliceSource = (slice: SliceRef) =>
     source.kind === 'inline'
@@ -237,6 +244,10 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         });
         merge(result, workflowId);
+        const c = counts(ledger);
+        show(
+          `sending: ${c.submitted - c.pending} of ${c.submitted} targets settled, slice ${slice.index + 1} of ${slices.length} done`,
+        );
       } catch (err) {
         const message = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
         ledger.elsewhere.push({ rejected: 0, failed: slice.count, workflowId });
@@ -280,6 +291,11 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     phase = 'open';
     windowEndsAt = Date.now() + msToNumber(opts.resubmissionWindow); // Temporal's clock in workflows
     for (;;) {
+      const c = counts(ledger);
+      show(
+        `open for re-submission until ${new Date(windowEndsAt).toISOString()}: ${c.rejected} rejected and ${c.failed} failed to fix` +
+          (c.pending > 0 ? `, ${c.pending} re-submitted in flight` : ''),
+      );
       if (resubmissions.abortReason() !== undefined) break;
       if (finishRequested) {
         closedReason = 'finished';
@@ -294,8 +310,14 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
         closedReason = 'window-ended';
         break;
       }
+      // Also wakes when counts change, so the UI's details and search attributes stay current.
+      const shown = counts(ledger);
+      const moved = () => {
+        const now = counts(ledger);
+        return now.pending !== shown.pending || now.submitted !== shown.submitted;
+      };
       await condition(
-        () => finishRequested || resubmissions.abortReason() !== undefined || (idle() && nothingToFix()),
+        () => finishRequested || resubmissions.abortReason() !== undefined || (idle() && nothingToFix()) || moved(),
         remaining,
       );
     }
@@ -304,6 +326,8 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   await condition(() => idle() && allHandlersFinished());
   phase = 'closed';
   abortReason ??= resubmissions.abortReason();
+  show(abortReason !== undefined ? `aborted: ${abortReason}` : `closed: ${closedReason ?? 'finished'}`);
+  recordOutcome(provider, counts(ledger));
 
   if (abortReason !== undefined) {
     closedReason = 'aborted';
