@@ -5,7 +5,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
-import { FailureType } from '../contracts/errors.ts';
+import { FailureType, type ProviderFailureDetails } from '../contracts/errors.ts';
 import { toRanges, type BatchRef, type SliceRef, type TargetSource, type TargetsRef } from '../contracts/index.ts';
 import { planTargets, type Plan, type SequencedTarget } from './plan.ts';
 import { parseLines, readSlice, scanRef } from './sources.ts';
@@ -220,6 +220,11 @@ export function createActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the call's.
       const heartbeat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+      const calls = ctx.metricMeter.createCounter(
+        'catalog_sync_provider_calls',
+        'calls',
+        'Provider calls by provider and HTTP status ("network" when no answer came)',
+      );
       let answer: BatchAnswer;
       try {
         answer = await adapter.send(targets, {
@@ -228,9 +233,26 @@ export function createActivities(deps: ActivityDeps) {
           timeoutMs,
           signal: ctx.cancellationSignal,
         });
+      } catch (err) {
+        const status = ((err as ApplicationFailure).details?.[0] as ProviderFailureDetails | undefined)?.httpStatus;
+        calls.add(1, { provider: adapter.name, status: status !== undefined ? String(status) : 'network' });
+        ctx.log.warn('provider call failed', {
+          provider: adapter.name,
+          batch: input.batch,
+          error: (err as Error).message,
+        });
+        throw err;
       } finally {
         clearInterval(heartbeat);
       }
+      calls.add(1, { provider: adapter.name, status: String(answer.httpStatus) });
+      ctx.log.info('provider answered', {
+        provider: adapter.name,
+        batch: input.batch,
+        httpStatus: answer.httpStatus,
+        targets: targets.length,
+        ...(answer.requestId !== undefined ? { requestId: answer.requestId } : {}),
+      });
       // The workflow knows no provider's codes or identities: mark them here.
       const transient = new Set(adapter.transientRejectionCodes);
       answer.outcomes.forEach((o, i) => {

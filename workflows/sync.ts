@@ -13,6 +13,7 @@ import {
   condition,
   continueAsNew,
   executeChild,
+  log,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -328,6 +329,11 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   abortReason ??= resubmissions.abortReason();
   show(abortReason !== undefined ? `aborted: ${abortReason}` : `closed: ${closedReason ?? 'finished'}`);
   recordOutcome(provider, counts(ledger));
+  log.info('sync closed', {
+    provider,
+    closedReason: abortReason !== undefined ? 'aborted' : closedReason,
+    ...counts(ledger),
+  });
 
   if (abortReason !== undefined) {
     closedReason = 'aborted';

@@ -47,10 +47,17 @@ export function spawnWorker(env: Record<string, string>): { child: ChildProcess;
   return { child, output: () => output };
 }
 
-export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+export async function waitFor(
+  check: () => boolean,
+  timeoutMs: number,
+  what: string,
+  refresh?: () => Promise<void>,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (!check()) {
+  for (;;) {
+    await refresh?.().catch(() => undefined);
+    if (check()) return;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
