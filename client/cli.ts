@@ -11,6 +11,7 @@ import { DurationSchema, ResubmissionItemSchema, type ResubmissionItem, type Syn
 import { runWorker } from '../worker/main.ts';
 import { temporalSettings, workflowUiLink, type TemporalSettings } from './connection.ts';
 import { formatReport, formatResubmission } from './format.ts';
+import { createProgress } from './progress.ts';
 import {
   INLINE_LIMIT_BYTES,
   SyncRequestError,
@@ -171,7 +172,20 @@ export function buildCli(): Command {
             else out(`started ${started.workflowId}\n  Temporal UI: ${workflowUiLink(settings, started.workflowId)}`);
             return;
           }
-          printOutcome(settings, started.workflowId, await awaitFirstPass(client, started.workflowId), Boolean(o.json));
+          // Progress goes to stderr, so stdout carries only the report; --json output stays machine-only.
+          const progress = o.json
+            ? undefined
+            : createProgress({
+                isTTY: Boolean(process.stdout.isTTY && process.stderr.isTTY),
+                write: (text) => process.stderr.write(text),
+              });
+          const outcome = await awaitFirstPass(
+            client,
+            started.workflowId,
+            progress ? { onProgress: (r) => progress.update(r) } : {},
+          );
+          progress?.end();
+          printOutcome(settings, started.workflowId, outcome, Boolean(o.json));
         });
       },
     );

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { errorBody, networkFailure, parseRetryAfter, statusFailure } from '../activities/failures.ts';
 import { planTargets } from '../activities/plan.ts';
 import { octogen } from '../activities/providers/octogen.ts';
-import { FailureType } from '../contracts/index.ts';
+import { createProgress } from '../client/progress.ts';
+import { FailureType, type SyncReport } from '../contracts/index.ts';
 import { counts, newLedger, receive, settle } from '../workflows/ledger.ts';
 import { takeResubmission } from '../workflows/resubmission.ts';
 
@@ -142,5 +143,38 @@ describe('takeResubmission', () => {
       planTargets(octogen, { maxTargets: 500 }, seqd(items.map((i) => i.target))),
     );
     expect(answer.refused.map((r) => r.code)).toEqual(['duplicate_fix']);
+  });
+});
+
+describe('CLI progress', () => {
+  const report = (pending: number, accepted: number) =>
+    ({
+      counts: { submitted: 10, pending, accepted, rejected: 10 - pending - accepted, failed: 0, superseded: 0 },
+    }) as SyncReport;
+
+  it('redraws a bar with counts on a terminal', () => {
+    const out: string[] = [];
+    const p = createProgress({ isTTY: true, write: (s) => out.push(s) > 0 });
+    p.update(report(5, 4));
+    p.end();
+    expect(out[0]).toMatch(/^\r\[#{15}-{15}\] 50% 5\/10 settled: accepted 4, rejected 1, failed 0/);
+    expect(out[1]).toBe('\n');
+  });
+
+  it('writes plain lines only when the counts change, at most once a second', () => {
+    const out: string[] = [];
+    let now = 0;
+    const p = createProgress({ isTTY: false, write: (s) => out.push(s) > 0 }, () => now);
+    now = 1000;
+    p.update(report(5, 4));
+    p.update(report(5, 4));
+    now = 1500;
+    p.update(report(2, 7));
+    now = 2600;
+    p.update(report(0, 9));
+    expect(out).toEqual([
+      'progress: 5/10 settled: accepted 4, rejected 1, failed 0, superseded 0\n',
+      'progress: 10/10 settled: accepted 9, rejected 1, failed 0, superseded 0\n',
+    ]);
   });
 });
