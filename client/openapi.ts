@@ -1,0 +1,220 @@
+/**
+ * The HTTP front's schemas: what it answers, as zod schemas the server serializes through and the
+ * OpenAPI document is generated from. Request bodies are the contracts' own schemas
+ * (SyncRequestSchema, ResubmissionSchema); the answers mirror the contracts' report types, and
+ * the type checks at the end keep the two from drifting apart.
+ */
+import { z } from 'zod';
+import {
+  ResubmissionSchema,
+  SyncRequestSchema,
+  type Counts,
+  type Failure,
+  type ProviderCall,
+  type RefusedItem,
+  type Rejection,
+  type ResubmissionAnswer,
+  type SyncReport,
+  type Warning,
+} from '../contracts/index.ts';
+
+/** Component names of the OpenAPI document (a registry of our own: the global one stays untouched). */
+export const apiSchemas = z.registry<{ id?: string; description?: string }>();
+
+const named = <T extends z.ZodType>(schema: T, id: string, description: string): T => {
+  apiSchemas.add(schema, { id, description });
+  return schema;
+};
+const described = <T extends z.ZodType>(schema: T, description: string): T => {
+  apiSchemas.add(schema, { description });
+  return schema;
+};
+
+/** The workflow IDs of syncs: `catalog-sync-<provider>-<key>`. */
+export const SyncIdParamsSchema = z.object({
+  id: described(z.string().min(1).max(1000), 'the sync\u2019s workflow ID, as POST /v1/syncs answered it'),
+});
+
+export const ErrorBodySchema = named(
+  z.object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+    }),
+  }),
+  'Error',
+  'What went wrong (`code`) and how to fix it (`message`, naming the field).',
+);
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+export const SubmitRejectionSchema = z.object({
+  /** Position of the target in the request's `targets`. */
+  index: z.number().int().nonnegative(),
+  target: z.unknown(),
+  code: z.literal('invalid_target'),
+  message: z.string(),
+});
+
+export const SubmitAnswerSchema = named(
+  z.object({
+    workflowId: described(
+      z.string().nullable(),
+      'the sync\u2019s workflow ID; null when nothing was accepted and so nothing was started',
+    ),
+    submitted: described(
+      z.number().int().nonnegative().nullable(),
+      'how many inline targets the request carried; null for targets by reference (the sync validates those itself)',
+    ),
+    accepted: described(z.array(z.unknown()), 'the inline targets that passed validation, as sent'),
+    rejected: described(
+      z.array(SubmitRejectionSchema),
+      'the malformed inline targets (the sync reports them as rejected too), each naming the field and the fix',
+    ),
+    started: described(
+      z.boolean(),
+      'false when a sync with this key already existed (nothing new was started) or nothing was accepted',
+    ),
+  }),
+  'SubmitAnswer',
+  'The answer to a sync request, shaped like Octogen\u2019s: 202 when anything was accepted, 400 when nothing was.',
+);
+export type SubmitAnswer = z.infer<typeof SubmitAnswerSchema>;
+
+const CountsSchema = z.object({
+  submitted: z.number().int(),
+  pending: z.number().int(),
+  accepted: z.number().int(),
+  rejected: z.number().int(),
+  failed: z.number().int(),
+  superseded: z.number().int(),
+});
+
+const RejectionSchema = z.object({
+  id: z.string(),
+  line: z.exactOptional(z.number().int()),
+  // Dropped from large reports: history carries cursors and counts, not catalogs.
+  target: z.unknown().optional(),
+  code: z.string(),
+  message: z.string(),
+  origin: z.enum(['validation', 'provider']),
+});
+
+const FailureSchema = z.object({
+  id: z.string(),
+  line: z.exactOptional(z.number().int()),
+  target: z.unknown().optional(),
+  code: z.string(),
+  message: z.string(),
+});
+
+const WarningSchema = z.object({ id: z.string(), message: z.string() });
+
+const RefusedItemSchema = z.object({
+  index: z.number().int(),
+  fixes: z.exactOptional(z.string()),
+  code: z.string(),
+  message: z.string(),
+});
+
+const ProviderCallSchema = z.object({
+  slice: z.exactOptional(z.number().int()),
+  batch: z.number().int(),
+  httpStatus: z.number().int(),
+  targets: z.number().int(),
+  requestId: z.exactOptional(z.string()),
+  providerWorkflowId: z.exactOptional(z.string()),
+});
+
+const SupersededSchema = z.object({ id: z.string(), by: z.string() });
+const RejectedElsewhereSchema = z.object({
+  workflowId: z.string(),
+  count: z.number().int(),
+  warnings: z.number().int(),
+});
+
+export const SyncReportSchema = named(
+  z.object({
+    workflowId: z.string(),
+    provider: z.string(),
+    phase: z.enum(['validating', 'sending', 'open', 'closed']),
+    counts: CountsSchema,
+    rejected: z.array(RejectionSchema),
+    failed: z.array(FailureSchema),
+    warnings: z.array(WarningSchema),
+    superseded: z.array(SupersededSchema),
+    refused: z.array(RefusedItemSchema),
+    calls: z.array(ProviderCallSchema),
+    windowEndsAt: z.exactOptional(z.string()),
+    closedReason: z.exactOptional(z.enum(['nothing-to-fix', 'window-ended', 'finished', 'aborted'])),
+    abortReason: z.exactOptional(z.string()),
+    firstPassSettled: z.boolean(),
+    rejectedElsewhere: z.exactOptional(z.array(RejectedElsewhereSchema)),
+  }),
+  'SyncReport',
+  'A sync\u2019s status: every target in exactly one state, submitted = pending + accepted + rejected + failed + superseded.',
+);
+
+export const ResubmissionAnswerSchema = named(
+  z.object({
+    taken: z.array(z.object({ index: z.number().int(), id: z.string(), supersedes: z.string() })),
+    refused: z.array(RefusedItemSchema),
+  }),
+  'ResubmissionAnswer',
+  'What the sync took (each item\u2019s new target id and the rejection it supersedes) and what it refused.',
+);
+
+export const FinishAnswerSchema = named(
+  z.object({ workflowId: z.string(), finishing: z.literal(true) }),
+  'FinishAnswer',
+  'The sync was asked to close; what is in flight settles first.',
+);
+
+export const HealthSchema = z.object({ status: z.literal('ok') });
+
+/** The OpenAPI document itself: an object with at least its version, info and paths. */
+export const OpenApiDocumentSchema = z.looseObject({
+  openapi: z.string(),
+  info: z.looseObject({ title: z.string(), version: z.string() }),
+  paths: z.record(z.string(), z.unknown()),
+});
+
+// The request bodies are the contracts' schemas, only named here.
+named(SyncRequestSchema, 'SyncRequest', 'A sync request: a provider and its targets, inline or by reference.');
+named(ResubmissionSchema, 'Resubmission', 'Corrected targets for rejections of an open sync.');
+
+export const openApiInfo = {
+  openapi: '3.1.0',
+  info: {
+    title: 'catalog-sync',
+    version: '1.0.0',
+    description:
+      'Starts durable syncs of product-catalog changes to a provider, reports their status, takes ' +
+      're-submissions of corrected targets and closes them. Every route but /healthz and /openapi.json ' +
+      'wants `Authorization: Bearer <token>`.',
+  },
+  components: {
+    securitySchemes: { bearer: { type: 'http' as const, scheme: 'bearer' } },
+  },
+  security: [{ bearer: [] }],
+};
+
+// ---- The answers must carry exactly what the contracts' types carry (checked by tsc). ----
+
+type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : false;
+type Fits<Value, Schema extends z.ZodType> = Value extends z.input<Schema> ? true : false;
+type Mirrors<Value, Schema extends z.ZodType> =
+  SameKeys<Value, z.output<Schema>> extends true ? Fits<Value, Schema> : false;
+
+const mirrors: [
+  Mirrors<SyncReport, typeof SyncReportSchema>,
+  Mirrors<Counts, typeof CountsSchema>,
+  Mirrors<Rejection, typeof RejectionSchema>,
+  Mirrors<Failure, typeof FailureSchema>,
+  Mirrors<Warning, typeof WarningSchema>,
+  Mirrors<RefusedItem, typeof RefusedItemSchema>,
+  Mirrors<ProviderCall, typeof ProviderCallSchema>,
+  Mirrors<ResubmissionAnswer, typeof ResubmissionAnswerSchema>,
+  Mirrors<SyncReport['superseded'][number], typeof SupersededSchema>,
+  Mirrors<NonNullable<SyncReport['rejectedElsewhere']>[number], typeof RejectedElsewhereSchema>,
+] = [true, true, true, true, true, true, true, true, true, true];
+void mirrors;
