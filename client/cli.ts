@@ -11,6 +11,7 @@ import { DurationSchema, ResubmissionItemSchema, type ResubmissionItem, type Syn
 import { runWorker } from '../worker/main.ts';
 import { temporalSettings, workflowUiLink, type TemporalSettings } from './connection.ts';
 import { formatReport, formatResubmission } from './format.ts';
+import { scheduleCommand } from './schedule-commands.ts';
 import { createProgress } from './progress.ts';
 import {
   INLINE_LIMIT_BYTES,
@@ -237,6 +238,8 @@ export function buildCli(): Command {
     .command('worker')
     .description('run a worker (configuration from the environment)')
     .action(async () => runWorker());
+
+  program.addCommand(scheduleCommand());
 
   return program;
 }

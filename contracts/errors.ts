@@ -27,6 +27,25 @@ export const FailureType = {
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
+/** Failure types of scheduled syncs' change feeds. */
+export const FeedFailureType = {
+  /** Refused, reset or timed out; or 408, 429, 5xx. Retried, then the run fails. */
+  FeedUnavailable: 'FeedUnavailable',
+  /** A 2xx whose body is not `{"targets": [...], "cursor": "..."}`. Retried, then the run fails. */
+  FeedBadAnswer: 'FeedBadAnswer',
+  /** Any other 4xx (a wrong URL, a cursor the feed refuses): the feed or schedule must change. Not retried. */
+  FeedRefused: 'FeedRefused',
+} as const;
+export type FeedFailureType = (typeof FeedFailureType)[keyof typeof FeedFailureType];
+
+/** Failure types of a scheduled run. */
+export const ScheduledFailureType = {
+  /** The child sync failed or was aborted; details carry its report when it had one. */
+  ScheduledSyncFailed: 'ScheduledSyncFailed',
+  /** The sync finished with failed targets: the run fails so the next one sends them again. */
+  ScheduledSyncIncomplete: 'ScheduledSyncIncomplete',
+} as const;
+
 /** Failure types the provider-call retry policy must never retry. */
 export const NON_RETRYABLE_PROVIDER_FAILURES: FailureType[] = [
   FailureType.ProviderCallerError,

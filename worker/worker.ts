@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { createFeedActivities } from '../activities/feed.ts';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
 import { providers } from '../activities/providers/index.ts';
 import { providerTaskQueue } from '../contracts/index.ts';
@@ -70,6 +71,11 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
         planTargets: activities.planTargets,
         planSlice: activities.planSlice,
         scanSource: activities.scanSource,
+        // Scheduled syncs' change feeds; they use the worker's own client to find the last cursor.
+        ...createFeedActivities({
+          env: opts.activityDeps.env,
+          ...(opts.activityDeps.dispatcher ? { dispatcher: opts.activityDeps.dispatcher } : {}),
+        }),
       },
       ...(opts.workflowBundlePath
         ? { workflowBundle: { codePath: opts.workflowBundlePath } }

@@ -1,2 +1,3 @@
 export { syncWorkflow } from './sync.ts';
 export { syncSliceWorkflow } from './slice.ts';
+export { scheduledSyncWorkflow } from './scheduled.ts';

@@ -14,7 +14,13 @@ import {
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType, type Duration } from '@temporalio/common';
 import type { FeedActivities } from '../activities/feed.ts';
-import { FailureType, type SyncOptions, type SyncReport, type TargetsRef } from '../contracts/index.ts';
+import {
+  FailureType,
+  ScheduledFailureType,
+  type SyncOptions,
+  type SyncReport,
+  type TargetsRef,
+} from '../contracts/index.ts';
 import { syncWorkflow } from './sync.ts';
 
 /** Where a scheduled sync reads its targets: the same file or URL every run, or a change feed. */
@@ -51,12 +57,6 @@ export interface ScheduledSyncResult {
 }
 
 /** Failure type names of a scheduled run (the sync's own are in contracts/errors.ts). */
-export const ScheduledFailureType = {
-  /** The child sync failed or was aborted; details carry its report when it had one. */
-  ScheduledSyncFailed: 'ScheduledSyncFailed',
-  /** The sync finished with failed targets: the run fails so the next one sends them again. */
-  ScheduledSyncIncomplete: 'ScheduledSyncIncomplete',
-} as const;
 
 /**
  * What a scheduled sync runs with unless the schedule says otherwise: nobody is there to re-submit
@@ -121,7 +121,8 @@ export async function scheduledSyncWorkflow(input: ScheduledSyncInput): Promise<
     },
   });
 
-  const last = await lastFeedCursor({ scheduleId, workflowId: workflowInfo().workflowId });
+  // By run ID: runs a schedule starts in the same second share their workflow ID.
+  const last = await lastFeedCursor({ scheduleId, runId: workflowInfo().firstExecutionRunId });
   const since = last.cursor;
   const feed = await fetchFeed({ url: source.url, ...(since !== undefined ? { cursor: since } : {}) });
   const common = { cursor: feed.cursor, count: feed.count, ...(since !== undefined ? { since } : {}) };

@@ -232,8 +232,10 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     abortReason = await runSlice({ provider, source, slice: slices[0], options: opts }, ledger);
     nextSlice = 1;
   } else {
-    const childrenAtOnce = Math.max(1, Math.min(2, opts.concurrency));
-    const perChild = { ...opts, concurrency: Math.max(1, Math.floor(opts.concurrency / childrenAtOnce)) };
+    // K slices at once, one call in flight each: while one slice plans or closes, the others
+    // send, so the provider sees close to K calls at a time and never more.
+    const childrenAtOnce = opts.concurrency;
+    const perChild = { ...opts, concurrency: 1 };
     let running = 0;
     let startedThisRun = 0;
     const runChild = async (slice: SliceRef) => {
