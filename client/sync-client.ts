@@ -109,6 +109,12 @@ export async function startSync(
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError && req.key !== undefined)
       return { workflowId, started: false };
+    if (/search attribute/i.test((err as Error).message)) {
+      throw new SyncRequestError(
+        `the namespace has not registered the CatalogSync* search attributes (${(err as Error).message.split('\n')[0]}): ` +
+          'register them (README, "The Temporal UI as the console") or set CATALOG_SYNC_SEARCH_ATTRIBUTES=off',
+      );
+    }
     throw err;
   }
 }
