@@ -28,7 +28,7 @@ import {
   type Rejection,
   type Warning,
   parseTargetId,
-  targetId,
+  sliceEntriesQuery,
   SA_PHASE,
   SA_PROVIDER,
 } from '../contracts/index.ts';
@@ -219,6 +219,8 @@ export async function awaitFirstPass(
  * Every rejection, failure and warning of a sync, including those a large sync left listed in its
  * slice workflows (`rejectedElsewhere`): the complete list, paged in from each slice's result.
  */
+const PAGE = 1000;
+
 export async function listRejected(
   client: Client,
   workflowId: string,
@@ -228,21 +230,25 @@ export async function listRejected(
   const failed = [...report.failed];
   const warnings = [...report.warnings];
   for (const slice of report.rejectedElsewhere ?? []) {
-    const result = await client.workflow.getHandle<typeof syncSliceWorkflow>(slice.workflowId).result();
-    for (const [seq, e] of Object.entries(result.entries)) {
-      const common = { id: targetId(Number(seq)), ...(e.line !== undefined ? { line: e.line } : {}), target: e.target };
-      if (e.state === 'rejected') {
-        rejected.push({
-          ...common,
-          code: e.code ?? 'rejected',
-          message: e.message ?? '',
-          origin: e.origin ?? 'provider',
-        });
-      } else if (e.state === 'failed') {
-        failed.push({ ...common, code: e.code ?? 'failed', message: e.message ?? '' });
+    // The slice workflow answers its own paged query (closed workflows answer by replay).
+    const handle = client.workflow.getHandle<typeof syncSliceWorkflow>(slice.workflowId);
+    for (let offset = 0; ; offset += PAGE) {
+      const page = await handle.query(sliceEntriesQuery, offset, PAGE);
+      for (const e of page.entries) {
+        const common = { id: e.id, ...(e.line !== undefined ? { line: e.line } : {}), target: e.target };
+        if (e.state === 'rejected') {
+          rejected.push({
+            ...common,
+            code: e.code ?? 'rejected',
+            message: e.message ?? '',
+            origin: e.origin ?? 'provider',
+          });
+        } else if (e.state === 'failed') {
+          failed.push({ ...common, code: e.code ?? 'failed', message: e.message ?? '' });
+        }
       }
+      if (offset + PAGE >= page.total) break;
     }
-    warnings.push(...result.warnings);
   }
   const bySeq = (a: { id: string }, b: { id: string }) => (parseTargetId(a.id) ?? 0) - (parseTargetId(b.id) ?? 0);
   return { rejected: rejected.sort(bySeq), failed: failed.sort(bySeq), warnings: warnings.sort(bySeq) };

@@ -26,7 +26,7 @@ export const SyncOptionsSchema = z
     /** Batches in flight at once for this sync. */
     concurrency: z.number().int().positive().max(64).optional(),
     /** Targets per slice: a large sync fans out to one child workflow per slice. */
-    sliceSize: z.number().int().min(10).max(2000).optional(),
+    sliceSize: z.number().int().min(10).max(100_000).optional(),
     /** Slices one run of the sync handles before it continues as new (history stays bounded). */
     slicesPerRun: z.number().int().positive().max(1000).optional(),
   })
@@ -40,7 +40,7 @@ export const DEFAULT_OPTIONS = {
   callInitialInterval: '1s',
   callMaximumInterval: '60s',
   concurrency: 4,
-  sliceSize: 2000,
+  sliceSize: 10_000,
   slicesPerRun: 200,
 } as const;
 

@@ -15,110 +15,177 @@ import {
   type SyncOptions,
   type TargetSource,
   type Warning,
+  sliceEntriesQuery,
+  targetId,
+  type SliceEntryView,
 } from '../contracts/index.ts';
-import { newLedger, receive, settle, type Entry, type Ledger } from './ledger.ts';
+import { counts, newLedger, receive, settle, type Entry, type Ledger } from './ledger.ts';
 import { createSender } from './sender.ts';
-import { condition } from '@temporalio/workflow';
+import { condition, setHandler } from '@temporalio/workflow';
 
 export interface SliceInput {
   provider: string;
-  /** Inline: this slice's targets only. A reference: the whole source, read by slice. */
+  /** Inline: the targets of these pages only (from the first page's start). A reference: the whole source. */
   source: TargetSource;
-  slice: SliceRef;
+  /** Consecutive pages of the source, each planned by one activity call. */
+  pages: SliceRef[];
   options?: SyncOptions;
 }
 
 export interface SliceResult {
   accepted: number;
-  /** Every target of the slice that was not accepted, by sequence number. */
+  rejected: number;
+  failed: number;
+  /** The slice's targets that were not accepted, by sequence number, as far as the budget allows. */
   entries: Record<string, Entry>;
+  /** False when some entries stayed behind: the slice's `sliceEntries` query pages them all. */
+  complete: boolean;
   warnings: Warning[];
   calls: ProviderCall[];
   abortReason?: string;
 }
 
-/** Runs the slice's first pass into `ledger`; returns why the sync must end, if it must. */
+/** Runs the first pass of the pages into `ledger`; returns why the sync must end, if it must. */
 export async function runSlice(input: SliceInput, ledger: Ledger): Promise<string | undefined> {
   const opts = resolveOptions(input.options ?? {});
-  const { slice, source } = input;
+  const { source, pages } = input;
   const { planSlice } = proxyLocalActivities<SyncActivities>({
     startToCloseTimeout: '2 minutes',
     retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES },
   });
-  receive(ledger, slice.firstSeq, source.kind === 'inline' ? source.targets : slice.count);
-  const seqs = Array.from({ length: slice.count }, (_, i) => slice.firstSeq + i);
-  let plan;
-  try {
-    plan = await planSlice({
-      provider: input.provider,
-      source,
-      slice,
-      ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
-    });
-  } catch (err) {
-    const cause = err instanceof ActivityFailure ? err.cause : err;
-    const message = cause instanceof Error ? cause.message : String(err);
-    const type = cause instanceof ApplicationFailure && cause.type ? cause.type : FailureType.SyncAborted;
-    for (const seq of seqs) settle(ledger, seq, 'failed', { code: type, message: `not sent: ${message}` });
-    return message;
-  }
-  for (const r of plan.rejections) {
-    settle(ledger, r.seq, 'rejected', {
-      code: r.code,
-      message: r.message,
-      origin: 'validation',
-      ...(r.target !== undefined ? { target: r.target } : {}),
-      ...(r.line !== undefined ? { line: r.line } : {}),
-    });
-  }
+  const base = pages[0]?.start ?? 0;
+  const pageSource = (page: SliceRef): TargetSource =>
+    source.kind === 'inline'
+      ? { kind: 'inline', targets: source.targets.slice(page.start - base, page.end - base) }
+      : source;
   let batchNumber = 0;
+  let totalBatches = 0;
   const sender = createSender({
     provider: input.provider,
     options: opts,
     ledger,
     nextBatchNumber: () => (batchNumber += 1),
-    ...(source.kind === 'ref' ? { slice: slice.index } : {}),
     summary: (n, size) =>
-      `${input.provider} batch ${n}/${plan.batches.length}${source.kind === 'ref' ? ` of slice ${slice.index}` : ''}, ${size} targets`,
-    batchRef: (batch) =>
-      source.kind === 'inline'
-        ? { kind: 'inline', targets: batch.map((seq) => ledger.entries[seq]?.target) }
-        : { kind: 'ref', ref: source.ref, slice, seqs: toRanges(batch) },
+      `${input.provider} batch ${n}/${totalBatches} of targets t${pages[0]?.firstSeq ?? 0}+, ${size} targets`,
+    batchRef: (batch) => {
+      const seq = batch[0] ?? 0;
+      const page = pages.find((p) => seq >= p.firstSeq && seq < p.firstSeq + p.count) ?? pages[0];
+      if (source.kind === 'inline' || !page) {
+        return { kind: 'inline', targets: batch.map((s) => ledger.entries[s]?.target) };
+      }
+      return { kind: 'ref', ref: source.ref, slice: page, seqs: toRanges(batch) };
+    },
   });
-  sender.enqueue(
-    plan.batches.map((ranges) =>
-      ranges.flatMap(([from, to]) => seqs.slice(from - slice.firstSeq, to - slice.firstSeq)),
-    ),
-  );
+  // Each page is planned while the previous one's batches are already being sent.
+  let planned = 0;
+  for (const page of pages) {
+    if (sender.abortReason() !== undefined) break;
+    planned += 1;
+    const src = pageSource(page);
+    receive(ledger, page.firstSeq, src.kind === 'inline' ? src.targets : page.count);
+    const seqs = Array.from({ length: page.count }, (_, i) => page.firstSeq + i);
+    let plan;
+    try {
+      plan = await planSlice({
+        provider: input.provider,
+        source: src,
+        slice: page,
+        ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+      });
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : err;
+      const message = cause instanceof Error ? cause.message : String(err);
+      const type = cause instanceof ApplicationFailure && cause.type ? cause.type : FailureType.SyncAborted;
+      for (const p of pages.slice(pages.indexOf(page))) {
+        if (p !== page) receive(ledger, p.firstSeq, p.count);
+        for (let i = 0; i < p.count; i += 1) {
+          settle(ledger, p.firstSeq + i, 'failed', { code: type, message: `not sent: ${message}` });
+        }
+      }
+      await condition(sender.idle);
+      return message;
+    }
+    for (const r of plan.rejections) {
+      settle(ledger, r.seq, 'rejected', {
+        code: r.code,
+        message: r.message,
+        origin: 'validation',
+        ...(r.target !== undefined ? { target: r.target } : {}),
+        ...(r.line !== undefined ? { line: r.line } : {}),
+      });
+    }
+    totalBatches += plan.batches.length;
+    sender.enqueue(
+      plan.batches.map((ranges) =>
+        ranges.flatMap(([from, to]) => seqs.slice(from - page.firstSeq, to - page.firstSeq)),
+      ),
+    );
+  }
   await condition(sender.idle);
-  return sender.abortReason();
+  const abort = sender.abortReason();
+  if (abort !== undefined) {
+    // Pages never planned after an abort still count, as failed, so the counts add up.
+    for (const page of pages.slice(planned)) {
+      receive(ledger, page.firstSeq, page.count);
+      for (let i = 0; i < page.count; i += 1) {
+        settle(ledger, page.firstSeq + i, 'failed', { code: FailureType.SyncAborted, message: `not sent: ${abort}` });
+      }
+    }
+  }
+  return abort;
 }
 
 /** Results stay well under Temporal's payload limit: past this, entries drop their echoes. */
 const RESULT_BUDGET = 256 * 1024;
 
+const entryView = (seq: number, e: Entry): SliceEntryView => ({
+  id: targetId(seq),
+  state: e.state,
+  ...(e.line !== undefined ? { line: e.line } : {}),
+  ...(e.target !== undefined ? { target: e.target } : {}),
+  ...(e.code !== undefined ? { code: e.code } : {}),
+  ...(e.message !== undefined ? { message: e.message } : {}),
+  ...(e.origin !== undefined ? { origin: e.origin } : {}),
+});
+
 export async function syncSliceWorkflow(input: SliceInput): Promise<SliceResult> {
   const ledger = newLedger();
+  // Entries that do not fit in the result stay readable here, by page, for listRejected().
+  setHandler(sliceEntriesQuery, (offset, limit) => {
+    const all = Object.entries(ledger.entries);
+    return {
+      total: all.length,
+      entries: all.slice(offset, offset + limit).map(([seq, e]) => entryView(Number(seq), e)),
+    };
+  });
   const abortReason = await runSlice(input, ledger);
-  let entries = ledger.entries;
-  let warnings = ledger.warnings;
-  if (JSON.stringify(entries).length + JSON.stringify(warnings).length > RESULT_BUDGET) {
-    entries = {};
-    for (const [seq, e] of Object.entries(ledger.entries)) {
-      const slim: Entry = { state: e.state, resends: e.resends };
-      if (e.code !== undefined) slim.code = e.code;
-      if (e.message !== undefined) slim.message = e.message.slice(0, 100);
-      if (e.origin !== undefined) slim.origin = e.origin;
-      if (e.line !== undefined) slim.line = e.line;
-      entries[seq] = slim;
+  const all = Object.entries(ledger.entries);
+  const entries: Record<string, Entry> = {};
+  let bytes = 0;
+  let complete = true;
+  for (const [seq, e] of all) {
+    const size = JSON.stringify(e).length + seq.length + 4;
+    if (bytes + size > RESULT_BUDGET) {
+      complete = false;
+      break;
     }
-    warnings = warnings.map((w) => ({ id: w.id, message: w.message.slice(0, 60) }));
+    bytes += size;
+    entries[seq] = e;
   }
+  let warnings = ledger.warnings;
+  if (JSON.stringify(warnings).length > RESULT_BUDGET / 4) {
+    warnings = warnings.slice(0, 500).map((w) => ({ id: w.id, message: w.message.slice(0, 100) }));
+    complete = false;
+  }
+  const c = counts(ledger);
   return {
     accepted: ledger.accepted,
+    rejected: c.rejected,
+    failed: c.failed,
     entries,
+    complete,
     warnings,
-    calls: ledger.calls,
+    calls: ledger.calls.slice(0, 50),
     ...(abortReason !== undefined ? { abortReason } : {}),
   };
 }

@@ -35,6 +35,7 @@ import {
   type Resubmission,
   type ResubmissionAnswer,
   type SliceRef,
+  type TargetSource,
   type SyncInput,
   type SyncPhase,
   type SyncReport,
@@ -47,6 +48,8 @@ import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
 
 /** Bytes of entries and warnings a sync keeps itself; past this, a slice's stay in its own workflow. */
 const INLINE_BYTES = 192 * 1024;
+/** Targets a planning call reads and validates at most: keeps every activity result small. */
+const PAGE = 2000;
 /** Provider calls a sync lists itself; past this they stay in the slice workflows' results. */
 const INLINE_CALLS = 500;
 
@@ -54,6 +57,7 @@ const INLINE_CALLS = 500;
 interface Carried {
   ledger: Ledger;
   inlineBytes: number;
+  /** The source's pages (at most PAGE targets each); slices are runs of consecutive pages. */
   slices: SliceRef[];
   nextSlice: number;
   finishRequested: boolean;
@@ -179,17 +183,18 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     },
   });
 
-  // ---- Scan: how many targets, cut into slices. ----
+  // ---- Scan: how many targets, cut into pages (one planning call each) and slices of pages. ----
+  const pageSize = Math.min(PAGE, opts.sliceSize);
   if (!carried) {
     if (source.kind === 'inline') {
       const n = source.targets.length;
-      for (let start = 0; start < n; start += opts.sliceSize) {
-        const count = Math.min(opts.sliceSize, n - start);
+      for (let start = 0; start < n; start += pageSize) {
+        const count = Math.min(pageSize, n - start);
         slices.push({ index: slices.length, firstSeq: start, count, start, end: start + count, firstLine: start + 1 });
       }
     } else {
       try {
-        slices = (await scanSource({ ref: source.ref, sliceSize: opts.sliceSize })).slices;
+        slices = (await scanSource({ ref: source.ref, sliceSize: pageSize })).slices;
       } catch (err) {
         abortReason = (err as ApplicationFailure).cause?.message ?? (err as Error).message;
       }
@@ -197,29 +202,34 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     ledger.submitted = slices.reduce((n, s) => n + s.count, 0);
     phase = 'sending';
   }
-  show(`sending ${ledger.submitted} targets in ${slices.length} slice(s)`);
+  show(`sending ${ledger.submitted} targets`);
 
-  const sliceSource = (slice: SliceRef) =>
+  /** The slices: consecutive pages of up to `sliceSize` targets, one child workflow each. */
+  const groups: SliceRef[][] = [];
+  for (const page of slices) {
+    const last = groups[groups.length - 1];
+    if (last && last.reduce((n, p) => n + p.count, 0) + page.count <= opts.sliceSize) last.push(page);
+    else groups.push([page]);
+  }
+  const groupSource = (group: SliceRef[]): TargetSource =>
     source.kind === 'inline'
-      ? { kind: 'inline' as const, targets: source.targets.slice(slice.start, slice.end) }
+      ? { kind: 'inline', targets: source.targets.slice(group[0]?.start ?? 0, group[group.length - 1]?.end ?? 0) }
       : source;
 
   /** A slice's outcome joins this run's report while it fits; past that it stays with the slice. */
   const merge = (result: SliceResult, workflowId: string) => {
     ledger.accepted += result.accepted;
     if (ledger.calls.length < INLINE_CALLS) ledger.calls.push(...result.calls);
-    const entries = Object.entries(result.entries);
     const bytes = JSON.stringify(result.entries).length + JSON.stringify(result.warnings).length;
-    if (inlineBytes + bytes <= INLINE_BYTES) {
+    if (result.complete && inlineBytes + bytes <= INLINE_BYTES) {
       inlineBytes += bytes;
-      for (const [seq, e] of entries) ledger.entries[seq] = e;
+      for (const [seq, e] of Object.entries(result.entries)) ledger.entries[seq] = e;
       ledger.warnings.push(...result.warnings);
     } else {
-      const n = (state: string) => entries.filter(([, e]) => e.state === state).length;
       ledger.elsewhere.push({
         workflowId,
-        rejected: n('rejected'),
-        failed: n('failed'),
+        rejected: result.rejected,
+        failed: result.failed,
         warnings: result.warnings.length,
       });
     }
@@ -227,9 +237,9 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   };
 
   // ---- First pass. ----
-  if (abortReason === undefined && slices.length === 1 && nextSlice === 0 && slices[0]) {
+  if (abortReason === undefined && groups.length === 1 && nextSlice === 0 && groups[0]) {
     // One slice: no child workflow, the fastest path from submit to the first provider call.
-    abortReason = await runSlice({ provider, source, slice: slices[0], options: opts }, ledger);
+    abortReason = await runSlice({ provider, source, pages: groups[0], options: opts }, ledger);
     nextSlice = 1;
   } else {
     // K slices at once, one call in flight each: while one slice plans or closes, the others
@@ -238,39 +248,41 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     const perChild = { ...opts, concurrency: 1 };
     let running = 0;
     let startedThisRun = 0;
-    const runChild = async (slice: SliceRef) => {
-      const workflowId = `${workflowInfo().workflowId}/slice-${slice.index}`;
+    const runChild = async (index: number, group: SliceRef[]) => {
+      const workflowId = `${workflowInfo().workflowId}/slice-${index}`;
+      const count = group.reduce((n, p) => n + p.count, 0);
       try {
         const result = await executeChild(syncSliceWorkflow, {
           workflowId,
-          args: [{ provider, source: sliceSource(slice), slice, options: perChild }],
+          args: [{ provider, source: groupSource(group), pages: group, options: perChild }],
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         });
         merge(result, workflowId);
         const c = counts(ledger);
         show(
-          `sending: ${c.submitted - c.pending} of ${c.submitted} targets settled, slice ${slice.index + 1} of ${slices.length} done`,
+          `sending: ${c.submitted - c.pending} of ${c.submitted} targets settled, slice ${index + 1} of ${groups.length} done`,
         );
       } catch (err) {
         const message = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
-        ledger.elsewhere.push({ rejected: 0, failed: slice.count, workflowId });
-        abortReason ??= `slice ${slice.index} failed: ${message}`;
+        ledger.elsewhere.push({ rejected: 0, failed: count, workflowId });
+        abortReason ??= `slice ${index} failed: ${message}`;
       }
     };
-    while (nextSlice < slices.length && abortReason === undefined) {
+    while (nextSlice < groups.length && abortReason === undefined) {
       await condition(() => running < childrenAtOnce);
       if (startedThisRun >= opts.slicesPerRun || workflowInfo().continueAsNewSuggested) break;
-      const slice = slices[nextSlice];
+      const index = nextSlice;
+      const group = groups[index];
       nextSlice += 1;
-      if (!slice) continue;
+      if (!group) continue;
       running += 1;
       startedThisRun += 1;
-      void runChild(slice).finally(() => {
+      void runChild(index, group).finally(() => {
         running -= 1;
       });
     }
     await condition(() => running === 0);
-    if (nextSlice < slices.length && abortReason === undefined) {
+    if (nextSlice < groups.length && abortReason === undefined) {
       // History stays bounded: the next run carries cursors and counts, not targets.
       await condition(() => idle() && allHandlersFinished());
       const next: Carried = { ledger, inlineBytes, slices, nextSlice, finishRequested };
@@ -279,7 +291,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   }
   if (abortReason !== undefined) {
     // Slices never started are counted as failed, so the report still adds up.
-    const unsent = slices.slice(nextSlice).reduce((n, s) => n + s.count, 0);
+    const unsent = groups.slice(nextSlice).reduce((n, g) => n + g.reduce((m, p) => m + p.count, 0), 0);
     if (unsent > 0) ledger.elsewhere.push({ rejected: 0, failed: unsent });
   }
   await condition(idle);
