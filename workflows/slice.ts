@@ -29,6 +29,8 @@ export interface SliceInput {
   source: TargetSource;
   /** Consecutive pages of the source, each planned by one activity call. */
   pages: SliceRef[];
+  /** How activity summaries name this slice ("slice 3"); absent when the sync runs it itself. */
+  label?: string;
   options?: SyncOptions;
 }
 
@@ -60,13 +62,15 @@ export async function runSlice(input: SliceInput, ledger: Ledger): Promise<strin
       : source;
   let batchNumber = 0;
   let totalBatches = 0;
+  let planned = 0;
   const sender = createSender({
     provider: input.provider,
     options: opts,
     ledger,
     nextBatchNumber: () => (batchNumber += 1),
     summary: (n, size) =>
-      `${input.provider} batch ${n}/${totalBatches} of targets t${pages[0]?.firstSeq ?? 0}+, ${size} targets`,
+      `${input.provider} batch ${n}/${totalBatches}${planned < pages.length ? '+' : ''}` +
+      `${input.label !== undefined ? ` of ${input.label}` : ''}, ${size} targets`,
     batchRef: (batch) => {
       const seq = batch[0] ?? 0;
       const page = pages.find((p) => seq >= p.firstSeq && seq < p.firstSeq + p.count) ?? pages[0];
@@ -77,7 +81,6 @@ export async function runSlice(input: SliceInput, ledger: Ledger): Promise<strin
     },
   });
   // Each page is planned while the previous one's batches are already being sent.
-  let planned = 0;
   for (const page of pages) {
     if (sender.abortReason() !== undefined) break;
     planned += 1;

@@ -254,7 +254,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
       try {
         const result = await executeChild(syncSliceWorkflow, {
           workflowId,
-          args: [{ provider, source: groupSource(group), pages: group, options: perChild }],
+          args: [{ provider, source: groupSource(group), pages: group, options: perChild, label: `slice ${index}` }],
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         });
         merge(result, workflowId);
