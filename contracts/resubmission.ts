@@ -15,6 +15,10 @@ export const ResubmissionItemSchema = z
   .strict();
 export type ResubmissionItem = z.infer<typeof ResubmissionItemSchema>;
 
+/** Limits that keep a sync's history bounded however it is corrected. */
+export const MAX_ITEMS_PER_RESUBMISSION = 10_000;
+export const MAX_RESUBMITTED_PER_SYNC = 100_000;
+
 export const ResubmissionSchema = z
   .object({
     items: z.array(ResubmissionItemSchema).min(1, 'at least one corrected target'),

@@ -82,7 +82,10 @@ export type TargetSource = { kind: 'inline'; targets: unknown[] } | { kind: 'ref
 export const SyncRequestSchema = z
   .object({
     provider: z.string().min(1),
-    targets: z.array(z.unknown()).optional(),
+    targets: z
+      .array(z.unknown())
+      .max(1_000_000, 'at most 1,000,000 targets inline; give a larger catalog by targetsRef (an NDJSON file or URL)')
+      .optional(),
     targetsRef: TargetsRefSchema.optional(),
     key: z.string().min(1).max(200).optional(),
     options: SyncOptionsSchema.optional(),

@@ -5,7 +5,7 @@ import { errorBody, networkFailure, parseRetryAfter, statusFailure } from '../ac
 import { planTargets } from '../activities/plan.ts';
 import { octogen } from '../activities/providers/octogen.ts';
 import { createProgress } from '../client/progress.ts';
-import { FailureType, type SyncReport } from '../contracts/index.ts';
+import { FailureType, MAX_RESUBMITTED_PER_SYNC, type SyncReport } from '../contracts/index.ts';
 import { counts, newLedger, receive, settle } from '../workflows/ledger.ts';
 import { takeResubmission } from '../workflows/resubmission.ts';
 
@@ -116,7 +116,7 @@ describe('takeResubmission', () => {
       { target: { uuid: uuid(4) } },
     ];
     const plan = planTargets(octogen, { maxTargets: 500 }, seqd(items.map((i) => i.target)));
-    const { answer, batches } = takeResubmission(l, { items }, plan);
+    const { answer, batches } = takeResubmission(l, { items }, plan, 3);
     expect(answer.taken).toEqual([
       { index: 0, id: 't3', supersedes: 't0' },
       { index: 1, id: 't4', supersedes: 't2' },
@@ -141,8 +141,19 @@ describe('takeResubmission', () => {
       l,
       { items },
       planTargets(octogen, { maxTargets: 500 }, seqd(items.map((i) => i.target))),
+      3,
     );
     expect(answer.refused.map((r) => r.code)).toEqual(['duplicate_fix']);
+  });
+
+  it('refuses re-submissions past the per-sync limit, naming it', () => {
+    const l = ledger();
+    l.submitted = 3 + MAX_RESUBMITTED_PER_SYNC;
+    const items = [{ fixes: 't0', target: { catalog: 'c', url: 'https://s/1' } }];
+    const plan = planTargets(octogen, { maxTargets: 500 }, seqd(items.map((i) => i.target)));
+    const { answer } = takeResubmission(l, { items }, plan, 3);
+    expect(answer.refused).toEqual([expect.objectContaining({ code: 'too_many_resubmissions' })]);
+    expect(answer.refused[0]?.message).toMatch(/start a new sync/);
   });
 });
 

@@ -4,7 +4,7 @@
  */
 import type { Plan } from '../activities/index.ts';
 import type { RefusedItem, Resubmission, ResubmissionAnswer } from '../contracts/index.ts';
-import { parseTargetId, targetId } from '../contracts/index.ts';
+import { MAX_RESUBMITTED_PER_SYNC, parseTargetId, targetId } from '../contracts/index.ts';
 import { isFixable, type Ledger } from './ledger.ts';
 
 export interface Taken {
@@ -13,8 +13,11 @@ export interface Taken {
   batches: number[][];
 }
 
-/** `plan` was made for the items with sequence numbers 0..n-1 (their positions). */
-export function takeResubmission(ledger: Ledger, resubmission: Resubmission, plan: Plan): Taken {
+/**
+ * `plan` was made for the items with sequence numbers 0..n-1 (their positions); `originals` is how
+ * many targets the sync received before any re-submission.
+ */
+export function takeResubmission(ledger: Ledger, resubmission: Resubmission, plan: Plan, originals: number): Taken {
   const invalid = new Map(plan.rejections.map((r) => [r.seq, r]));
   const identities = new Map(plan.valid.map((v) => [v.seq, v.identity]));
   const answer: ResubmissionAnswer = { taken: [], refused: [] };
@@ -37,6 +40,12 @@ export function takeResubmission(ledger: Ledger, resubmission: Resubmission, pla
     };
     const bad = invalid.get(index);
     if (bad) return refuse(bad.code, bad.message);
+    if (ledger.submitted - originals >= MAX_RESUBMITTED_PER_SYNC) {
+      return refuse(
+        'too_many_resubmissions',
+        `this sync has taken ${MAX_RESUBMITTED_PER_SYNC} re-submitted targets, its limit; start a new sync with the rest`,
+      );
+    }
     const identity = identities.get(index);
     let fixes: number | undefined;
     if (item.fixes !== undefined) {

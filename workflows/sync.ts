@@ -137,6 +137,8 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     batchRef: (batch) => ({ kind: 'inline', targets: batch.map((seq) => ledger.entries[seq]?.target) }),
   });
   const idle = () => resubmissions.idle();
+  /** Targets the sync received from its source (re-submissions come after them). */
+  const originals = () => slices.reduce((n, p) => n + p.count, 0);
 
   const resubmit = async (resubmission: Resubmission): Promise<ResubmissionAnswer> => {
     if (closing) {
@@ -154,7 +156,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
       targets: resubmission.items.map((item, seq) => ({ seq, target: item.target })),
       ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
     });
-    const { answer, batches } = takeResubmission(ledger, resubmission, plan);
+    const { answer, batches } = takeResubmission(ledger, resubmission, plan, originals());
     resubmissions.enqueue(batches);
     return answer;
   };
