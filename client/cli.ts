@@ -4,12 +4,13 @@
  */
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { CliError, withClient } from './cli-support.ts';
 import { providerAdapter, providerNames } from '../activities/providers/index.ts';
 import { describeIssues } from '../activities/plan.ts';
 import { DurationSchema, ResubmissionItemSchema, type ResubmissionItem, type SyncOptions } from '../contracts/index.ts';
 import { runWorker } from '../worker/main.ts';
-import { temporalSettings, workflowUiLink, type TemporalSettings } from './connection.ts';
+import { workflowUiLink, type TemporalSettings } from './connection.ts';
 import { formatReport, formatResubmission } from './format.ts';
 import { scheduleCommand } from './schedule-commands.ts';
 import { createProgress } from './progress.ts';
@@ -26,41 +27,16 @@ import {
 } from './sync-client.ts';
 import { isLargeNdjson, readTargetsFile, scanNdjson, type FileTarget } from './targets-file.ts';
 
-/** An error the CLI explains in one line; anything else is reported by its message too. */
-export class CliError extends Error {
-  override readonly name = 'CliError';
-}
-
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
-async function connect(settings: TemporalSettings): Promise<Client> {
-  try {
-    const connection = await Connection.connect({ ...settings.connectionOptions, connectTimeout: '5s' });
-    return new Client({ connection, namespace: settings.namespace });
-  } catch (err) {
-    throw new CliError(
-      `cannot reach the Temporal server at ${settings.address} (${(err as Error).message.split('\n')[0]}): ` +
-        'start one with `npm run dev-server`, or set TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE) to your cluster',
-    );
-  }
-}
-
-async function withClient<T>(fn: (client: Client, settings: TemporalSettings) => Promise<T>): Promise<T> {
-  const settings = temporalSettings();
-  const client = await connect(settings);
-  try {
-    return await fn(client, settings);
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) {
-      throw new CliError(
+/** A sync id that names nothing gets a line that says what ids look like. */
+const explainSync = (err: unknown, settings: TemporalSettings): CliError | undefined =>
+  err instanceof WorkflowNotFoundError
+    ? new CliError(
         `no sync with that id in namespace "${settings.namespace}": check the id (catalog-sync-<provider>-<key>)`,
-      );
-    }
-    throw err;
-  } finally {
-    await client.connection.close();
-  }
-}
+      )
+    : undefined;
+const withSyncClient = <T>(fn: Parameters<typeof withClient<T>>[0]): Promise<T> => withClient(fn, explainSync);
 
 /** Checks every target against the provider's schema before anything starts. */
 function checkTargets(provider: string, file: string, targets: FileTarget[]): string[] {
@@ -153,7 +129,7 @@ export function buildCli(): Command {
             throw new CliError(`--batch-size "${o.batchSize}" must be a positive whole number`);
           options.batchSize = n;
         }
-        await withClient(async (client, settings) => {
+        await withSyncClient(async (client, settings) => {
           const started = await startSync(
             client,
             {
@@ -196,7 +172,7 @@ export function buildCli(): Command {
     .description("print a sync's status: phase, counts, rejected targets")
     .option('--json', 'print the status as JSON')
     .action(async (id: string, o: { json?: boolean }) =>
-      withClient(async (client, settings) =>
+      withSyncClient(async (client, settings) =>
         printOutcome(settings, id, { report: await getStatus(client, id) }, Boolean(o.json)),
       ),
     );
@@ -208,7 +184,7 @@ export function buildCli(): Command {
     .option('--json', 'print the answer as JSON')
     .action(async (id: string, o: { targets: string; json?: boolean }) => {
       const items = toResubmissionItems(await readTargetsFile(o.targets));
-      await withClient(async (client) => {
+      await withSyncClient(async (client) => {
         const answer = await resubmit(client, id, items);
         out(o.json ? JSON.stringify(answer) : formatResubmission(answer));
       });
@@ -218,7 +194,7 @@ export function buildCli(): Command {
     .command('finish <id>')
     .description('close the sync now; it settles what is in flight and returns its report')
     .action(async (id: string) =>
-      withClient(async (client) => {
+      withSyncClient(async (client) => {
         await finish(client, id);
         out(`asked ${id} to finish`);
       }),
@@ -229,7 +205,7 @@ export function buildCli(): Command {
     .description('wait for the sync to close and print its final report')
     .option('--json', 'print the report as JSON')
     .action(async (id: string, o: { json?: boolean }) =>
-      withClient(async (client, settings) =>
+      withSyncClient(async (client, settings) =>
         printOutcome(settings, id, await awaitReport(client, id), Boolean(o.json)),
       ),
     );

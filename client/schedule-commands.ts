@@ -3,10 +3,10 @@
  * Temporal Schedules. Errors are one line on stderr with a non-zero exit, as for every command.
  */
 import { Command, Option } from 'commander';
-import { Client, Connection, ScheduleNotFoundError } from '@temporalio/client';
+import { ScheduleNotFoundError } from '@temporalio/client';
 import { providerNames } from '../activities/providers/index.ts';
 import { DurationSchema, type SyncOptions } from '../contracts/index.ts';
-import { CliError } from './cli.ts';
+import { CliError, withClient } from './cli-support.ts';
 import { temporalSettings, type TemporalSettings } from './connection.ts';
 import {
   ScheduleRequestError,
@@ -30,35 +30,16 @@ const out = (s: string) => process.stdout.write(`${s}\n`);
 export const scheduleUiLink = (s: Pick<TemporalSettings, 'uiUrl' | 'namespace'>, scheduleId: string): string =>
   `${s.uiUrl}/namespaces/${encodeURIComponent(s.namespace)}/schedules/${encodeURIComponent(scheduleId)}`;
 
-async function connect(settings: TemporalSettings): Promise<Client> {
-  try {
-    const connection = await Connection.connect({ ...settings.connectionOptions, connectTimeout: '5s' });
-    return new Client({ connection, namespace: settings.namespace });
-  } catch (err) {
-    throw new CliError(
-      `cannot reach the Temporal server at ${settings.address} (${(err as Error).message.split('\n')[0]}): ` +
-        'start one with `npm run dev-server`, or set TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE) to your cluster',
+/** Schedule errors the CLI explains in one line. */
+const explainSchedule = (err: unknown, settings: TemporalSettings): CliError | undefined => {
+  if (err instanceof ScheduleNotFoundError) {
+    return new CliError(
+      `no schedule "${err.scheduleId}" in namespace "${settings.namespace}": \`catalog-sync schedule list\` shows them`,
     );
   }
-}
-
-async function withClient<T>(fn: (client: Client, settings: TemporalSettings) => Promise<T>): Promise<T> {
-  const settings = temporalSettings();
-  const client = await connect(settings);
-  try {
-    return await fn(client, settings);
-  } catch (err) {
-    if (err instanceof ScheduleNotFoundError) {
-      throw new CliError(
-        `no schedule "${err.scheduleId}" in namespace "${settings.namespace}": \`catalog-sync schedule list\` shows them`,
-      );
-    }
-    if (err instanceof ScheduleRequestError) throw new CliError(err.message);
-    throw err;
-  } finally {
-    await client.connection.close();
-  }
-}
+  return err instanceof ScheduleRequestError ? new CliError(err.message) : undefined;
+};
+const withScheduleClient = <T>(fn: Parameters<typeof withClient<T>>[0]): Promise<T> => withClient(fn, explainSchedule);
 
 const sourceText = (s: ScheduleSource | undefined): string =>
   s === undefined ? '?' : 'feed' in s ? `feed ${s.feed}` : 'file' in s ? `file ${s.file}` : `url ${s.url}`;
@@ -187,7 +168,7 @@ export function scheduleCommand(): Command {
         if (err instanceof ScheduleRequestError) throw new CliError(err.message);
         throw err;
       }
-      await withClient(async (client, s) => {
+      await withScheduleClient(async (client, s) => {
         const { scheduleId } = await createSyncSchedule(client, request);
         if (o.json) {
           out(JSON.stringify({ scheduleId, workflowIdPrefix: scheduledWorkflowIdPrefix(o.provider, scheduleId) }));
@@ -206,7 +187,7 @@ export function scheduleCommand(): Command {
     .description("list the namespace's catalog-sync schedules")
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) =>
-      withClient(async (client, s) => {
+      withScheduleClient(async (client, s) => {
         const schedules = await listSyncSchedules(client);
         if (o.json) out(JSON.stringify(schedules));
         else if (schedules.length === 0) out(`no catalog-sync schedules in namespace "${s.namespace}"`);
@@ -219,7 +200,7 @@ export function scheduleCommand(): Command {
     .description('what a schedule runs, when, its recent runs and (feed) the cursor the next run starts from')
     .option('--json', 'print JSON')
     .action(async (id: string, o: { json?: boolean }) =>
-      withClient(async (client, s) => {
+      withScheduleClient(async (client, s) => {
         const d = await describeSyncSchedule(client, id);
         out(o.json ? JSON.stringify(d) : formatDescription(d, scheduleUiLink(s, id)));
       }),
@@ -230,7 +211,7 @@ export function scheduleCommand(): Command {
     .description('stop starting runs (a run in progress goes on)')
     .option('--note <text>', 'why, shown with the schedule')
     .action(async (id: string, o: { note?: string }) =>
-      withClient(async (client) => {
+      withScheduleClient(async (client) => {
         await pauseSyncSchedule(client, id, o.note);
         out(`paused schedule ${id}`);
       }),
@@ -241,7 +222,7 @@ export function scheduleCommand(): Command {
     .description('start runs again on the schedule')
     .option('--note <text>', 'shown with the schedule')
     .action(async (id: string, o: { note?: string }) =>
-      withClient(async (client) => {
+      withScheduleClient(async (client) => {
         await unpauseSyncSchedule(client, id, o.note);
         out(`unpaused schedule ${id}`);
       }),
@@ -251,7 +232,7 @@ export function scheduleCommand(): Command {
     .command('trigger <id>')
     .description("start a run now, under the schedule's overlap policy")
     .action(async (id: string) =>
-      withClient(async (client) => {
+      withScheduleClient(async (client) => {
         const { overlap, running } = await triggerSyncSchedule(client, id);
         if (running.length > 0) {
           out(
@@ -266,7 +247,7 @@ export function scheduleCommand(): Command {
     .command('delete <id>')
     .description('delete the schedule (a run in progress goes on to its end)')
     .action(async (id: string) =>
-      withClient(async (client) => {
+      withScheduleClient(async (client) => {
         await deleteSyncSchedule(client, id);
         out(`deleted schedule ${id}`);
       }),
