@@ -1,5 +1,6 @@
 /** What every CLI command shares: one-line errors, and a Temporal client for the command's run. */
 import { Client, Connection } from '@temporalio/client';
+import { dataConverterFromEnv } from './codec.ts';
 import { temporalSettings, type TemporalSettings } from './connection.ts';
 
 /** An error the CLI explains in one line; anything else is reported by its message too. */
@@ -8,9 +9,11 @@ export class CliError extends Error {
 }
 
 async function connect(settings: TemporalSettings): Promise<Client> {
+  // Read before connecting, so a malformed key list is its own clear error.
+  const dataConverter = dataConverterFromEnv();
   try {
     const connection = await Connection.connect({ ...settings.connectionOptions, connectTimeout: '5s' });
-    return new Client({ connection, namespace: settings.namespace });
+    return new Client({ connection, namespace: settings.namespace, ...(dataConverter ? { dataConverter } : {}) });
   } catch (err) {
     throw new CliError(
       `cannot reach the Temporal server at ${settings.address} (${(err as Error).message.split('\n')[0]}): ` +

@@ -229,6 +229,7 @@ export async function main(argv: string[]): Promise<void> {
       e instanceof CliError ||
       e instanceof SyncRequestError ||
       e.name === 'TargetsFileError' ||
+      e.name === 'CodecConfigError' ||
       e.name === 'WorkerConfigError';
     process.stderr.write(`catalog-sync: ${known ? e.message : `${e.name}: ${e.message.split('\n')[0]}`}\n`);
     process.exitCode = 1;

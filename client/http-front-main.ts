@@ -5,6 +5,7 @@
  * stderr with a non-zero exit.
  */
 import { Client, Connection } from '@temporalio/client';
+import { dataConverterFromEnv } from './codec.ts';
 import { temporalSettings } from './connection.ts';
 import { startHttpFront } from './http-front.ts';
 
@@ -46,7 +47,8 @@ async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
         'start one with `npm run dev-server`, or set TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE) to your cluster',
     );
   }
-  const client = new Client({ connection, namespace: settings.namespace });
+  const dataConverter = dataConverterFromEnv();
+  const client = new Client({ connection, namespace: settings.namespace, ...(dataConverter ? { dataConverter } : {}) });
   const front = await startHttpFront({
     client,
     taskQueue: settings.taskQueue,

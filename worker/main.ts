@@ -4,6 +4,7 @@
  */
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { installTelemetry, telemetrySettings } from './telemetry.ts';
+import { dataConverterFromEnv } from '../client/codec.ts';
 import { temporalSettings } from '../client/connection.ts';
 import { createSyncWorker, providerReadiness } from './worker.ts';
 
@@ -18,6 +19,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
     throw new WorkerConfigError(`no provider is configured for this worker: set ${what}`);
   }
   const telemetry = telemetrySettings(env);
+  const dataConverter = dataConverterFromEnv(env);
   installTelemetry(telemetry, (line) => process.stderr.write(line));
   for (const m of readiness.missing) {
     Runtime.instance().logger.warn(`${m.provider} disabled: ${m.variables.join(', ')} not set (${m.hint})`, {
@@ -32,6 +34,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
       namespace: settings.namespace,
       taskQueue: settings.taskQueue,
       activityDeps: { env },
+      ...(dataConverter ? { dataConverter } : {}),
       ...(env.CATALOG_SYNC_WORKFLOW_BUNDLE ? { workflowBundlePath: env.CATALOG_SYNC_WORKFLOW_BUNDLE } : {}),
     });
     Runtime.instance().logger.info('catalog-sync worker started', {

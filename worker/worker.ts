@@ -48,6 +48,8 @@ export interface SyncWorkerOptions {
   activityDeps: ActivityDeps;
   /** A prebuilt workflow bundle (tests build one per suite; CATALOG_SYNC_WORKFLOW_BUNDLE in production). */
   workflowBundlePath?: string;
+  /** The payload codec's converter when payloads are encrypted (CATALOG_SYNC_CODEC_KEYS). */
+  dataConverter?: WorkerOptions['dataConverter'];
   extra?: Partial<WorkerOptions>;
 }
 
@@ -62,7 +64,11 @@ export interface SyncWorker {
 export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWorker> {
   const activities = createActivities(opts.activityDeps);
   const ready = providerReadiness(opts.activityDeps.env).ready;
-  const base = { connection: opts.connection, namespace: opts.namespace };
+  const base = {
+    connection: opts.connection,
+    namespace: opts.namespace,
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+  };
   const workers = [
     await Worker.create({
       ...base,
