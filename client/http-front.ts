@@ -71,13 +71,34 @@ const errorBody = (code: string, message: string): ErrorBody => ({ error: { code
  * lengths never differ) and all are compared, whichever matches.
  */
 export function tokenChecker(tokens: readonly string[]): (presented: string) => boolean {
+  const find = tokenOwner(tokens.map((token) => ({ token })));
+  return (presented) => find(presented) !== undefined;
+}
+
+/** A bearer token, scoped to one caller ("caller=token" in configuration) or not (an operator). */
+export interface ApiToken {
+  token: string;
+  caller?: string;
+}
+
+/** "caller=token" entries are scoped to their caller; plain tokens see every sync. */
+export const parseTokens = (entries: readonly string[]): ApiToken[] =>
+  entries
+    .filter((e) => e.length > 0)
+    .map((e) => {
+      const at = e.indexOf('=');
+      return at > 0 ? { caller: e.slice(0, at), token: e.slice(at + 1) } : { token: e };
+    });
+
+/** The configured token a presented one matches (constant time over all of them), if any. */
+function tokenOwner(tokens: readonly ApiToken[]): (presented: string) => ApiToken | undefined {
   const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
-  const known = tokens.map(digest);
+  const known = tokens.map((t) => ({ t, d: digest(t.token) }));
   return (presented) => {
     const candidate = digest(presented);
-    let ok = false;
-    for (const k of known) ok = timingSafeEqual(k, candidate) || ok;
-    return ok;
+    let match: ApiToken | undefined;
+    for (const k of known) if (timingSafeEqual(k.d, candidate)) match ??= k.t;
+    return match;
   };
 }
 
@@ -135,9 +156,24 @@ const CLIENT_ERROR_CODES: Record<number, string> = {
 
 /** Builds the HTTP front (not listening yet: call `listen`, or use startHttpFront). */
 export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyInstance> {
-  const tokens = opts.tokens.filter((t) => t.length > 0);
+  const tokens = parseTokens(opts.tokens);
   if (tokens.length === 0) throw new Error('the HTTP front needs at least one bearer token');
-  const tokenOk = tokenChecker(tokens);
+  const owner = tokenOwner(tokens);
+  /** The caller each request acts for: a scoped token's caller, or undefined for an operator's. */
+  const callers = new WeakMap<object, string | undefined>();
+  const callerOf = (request: object): string | undefined => callers.get(request);
+  /** A scoped caller sees only its own syncs; another's is "not found", never "forbidden". */
+  const ensureOwner = async (request: object, id: string): Promise<void> => {
+    const caller = callerOf(request);
+    if (caller === undefined) return;
+    let memo: Record<string, unknown> | undefined;
+    try {
+      ({ memo } = await client.workflow.getHandle(id).describe());
+    } catch (err) {
+      throw fromTemporal(err, id);
+    }
+    if (memo?.caller !== caller) throw notFound(id);
+  };
   const { client, taskQueue } = opts;
 
   const app = Fastify({
@@ -169,7 +205,11 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
   app.addHook('onRequest', async (request, reply) => {
     if (OPEN_ROUTES.has(request.routeOptions.url ?? '')) return;
     const token = bearerToken(request.headers.authorization);
-    if (token !== undefined && tokenOk(token)) return;
+    const match = token !== undefined ? owner(token) : undefined;
+    if (match) {
+      callers.set(request, match.caller);
+      return;
+    }
     await reply
       .code(401)
       .header('www-authenticate', 'Bearer')
@@ -265,7 +305,14 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
       }
       let started;
       try {
-        started = await startSync(client, req, taskQueue);
+        const caller = callerOf(request);
+        started = await startSync(
+          client,
+          // A caller's keys are its own: two callers with the same key get two syncs.
+          caller !== undefined && req.key !== undefined ? { ...req, key: `${caller}.${req.key}` } : req,
+          taskQueue,
+          { ...(caller !== undefined ? { memo: { caller } } : {}) },
+        );
       } catch (err) {
         if (err instanceof SyncRequestError) throw new HttpError(400, 'invalid_request', err.message);
         throw fromTemporal(err, syncWorkflowId(req.provider, req.key ?? '<new>'));
@@ -288,6 +335,7 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
     async (request) => {
       const { id } = request.params;
       if (!isSyncId(id)) throw notFound(id);
+      await ensureOwner(request, id);
       try {
         return await getStatus(client, id);
       } catch (err) {
@@ -314,6 +362,7 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
     async (request) => {
       const { id } = request.params;
       if (!isSyncId(id)) throw notFound(id);
+      await ensureOwner(request, id);
       try {
         return await resubmit(client, id, request.body.items);
       } catch (err) {
@@ -336,6 +385,7 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
     async (request, reply) => {
       const { id } = request.params;
       if (!isSyncId(id)) throw notFound(id);
+      await ensureOwner(request, id);
       try {
         await finish(client, id);
       } catch (err) {

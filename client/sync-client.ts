@@ -67,6 +67,8 @@ export interface StartOptions {
    * turns them off for a namespace that has not registered them).
    */
   searchAttributes?: boolean;
+  /** Memo to start the sync with (the HTTP front records a scoped caller here). */
+  memo?: Record<string, unknown>;
 }
 
 const describeRef = (ref: SyncRequest['targetsRef']): string =>
@@ -76,7 +78,7 @@ export async function startSync(
   client: Client,
   request: SyncRequest,
   taskQueue: string,
-  opts: StartOptions = { searchAttributes: process.env.CATALOG_SYNC_SEARCH_ATTRIBUTES !== 'off' },
+  opts: StartOptions = {},
 ): Promise<StartedSync> {
   const req = parseRequest(request);
   const workflowId = syncWorkflowId(req.provider, req.key);
@@ -93,7 +95,8 @@ export async function startSync(
       args: [input],
       staticSummary: `${req.provider} sync of ${targets}${req.key ? ` (key ${req.key})` : ''}`,
       // Operators filter syncs by these in the UI; a namespace without them opts out.
-      ...(opts.searchAttributes !== false
+      ...(opts.memo ? { memo: opts.memo } : {}),
+      ...((opts.searchAttributes ?? process.env.CATALOG_SYNC_SEARCH_ATTRIBUTES !== 'off')
         ? {
             typedSearchAttributes: [
               { key: SA_PROVIDER, value: req.provider },

@@ -22,6 +22,8 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 const KEY = 'test-octogen-key';
 const TOKEN = 'http-front-token-1';
 const OTHER_TOKEN = 'http-front-token-2';
+const SHOP_A = 'scoped-token-shop-a';
+const SHOP_B = 'scoped-token-shop-b';
 const alpha = makeOctogenProducts('alpha', 40);
 const missingUrl = 'https://alpha.com/products/does-not-exist';
 
@@ -142,7 +144,7 @@ beforeAll(async () => {
   front = await startHttpFront({
     client: t.client,
     taskQueue,
-    tokens: [TOKEN, OTHER_TOKEN],
+    tokens: [TOKEN, OTHER_TOKEN, `shop-a=${SHOP_A}`, `shop-b=${SHOP_B}`],
     logger: false,
     port: 0,
   });
@@ -410,6 +412,36 @@ describe('bearer tokens', () => {
       expect(answer).toMatchObject({ status: 401, body: { error: { code: 'unauthorized' } } });
       expect(answer.headers['www-authenticate']).toBe('Bearer');
       expect(JSON.stringify(answer.body)).not.toContain('token-');
+    }
+  });
+
+  it('keeps a scoped caller to its own syncs, and its keys to itself', async () => {
+    const key = `scoped-${Date.now()}`;
+    const body = { provider: 'octogen', key, targets: [{ url: missingUrl }] };
+    const mine = await submit(body, SHOP_A);
+    expect(mine.status).toBe(202);
+    const id = (mine.body as { workflowId: string }).workflowId;
+    expect(id).toBe(`catalog-sync-octogen-shop-a.${key}`);
+    // The same key from another caller is another sync.
+    const theirs = await submit(body, SHOP_B);
+    expect((theirs.body as { workflowId: string }).workflowId).toBe(`catalog-sync-octogen-shop-b.${key}`);
+
+    const asB = { params: { id }, token: SHOP_B };
+    expect((await call('GET', '/v1/syncs/{id}', asB)).status).toBe(404);
+    expect((await call('POST', '/v1/syncs/{id}/finish', asB)).status).toBe(404);
+    expect(
+      (
+        await call('POST', '/v1/syncs/{id}/resubmit', {
+          ...asB,
+          body: { items: [{ fixes: 't0', target: { uuid: alpha[0]!.uuid } }] },
+        })
+      ).status,
+    ).toBe(404);
+    expect((await call('GET', '/v1/syncs/{id}', { params: { id }, token: SHOP_A })).status).toBe(200);
+    // An operator's (unscoped) token sees every sync.
+    expect((await call('GET', '/v1/syncs/{id}', { params: { id } })).status).toBe(200);
+    for (const sync of [id, (theirs.body as { workflowId: string }).workflowId]) {
+      await call('POST', '/v1/syncs/{id}/finish', { params: { id: sync } });
     }
   });
 
