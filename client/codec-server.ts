@@ -36,7 +36,8 @@ export function codecServer(codec: PayloadCodec, opts: { corsOrigin: string; tok
     res.setHeader('access-control-allow-origin', opts.corsOrigin);
     res.setHeader('access-control-allow-methods', 'POST, OPTIONS');
     res.setHeader('access-control-allow-headers', 'content-type, x-namespace, authorization');
-    res.setHeader('access-control-allow-credentials', 'true');
+    // Credentials only with a named origin: browsers refuse them with "*".
+    if (opts.corsOrigin !== '*') res.setHeader('access-control-allow-credentials', 'true');
     const reply = (status: number, value: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(value));
     };

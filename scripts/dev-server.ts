@@ -41,6 +41,8 @@ export interface DevServerOptions {
   searchAttributes?: readonly { name: string; cliType: string }[];
   /** How long to wait for the server to become ready. Default 60 000 ms. */
   readyTimeoutMs?: number;
+  /** A remote payload codec the UI decodes payloads with (--ui-codec-endpoint). */
+  uiCodecEndpoint?: string;
 }
 
 export interface DevServer {
@@ -239,6 +241,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   for (const setting of ['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1']) {
     args.push('--dynamic-config-value', setting);
   }
+  if (opts.uiCodecEndpoint && !headless) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
 
   const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];

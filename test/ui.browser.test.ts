@@ -2,14 +2,18 @@
  * The Temporal UI as the operator's console, in a real browser: headless Chromium (Debian's
  * package, driven by playwright-core) opens the dev server's UI, filters syncs by the project's
  * search attributes, opens one and sees its summary and rejected count. The screenshot is kept in
- * .artifacts/ as the test's artifact.
+ * .artifacts/ as the test's artifact. Payloads are encrypted by the codec; the UI decodes them
+ * through the codec server.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, inject, it } from 'vitest';
+import { startCodecServer } from '../client/codec-server.ts';
+import { codecFromEnv, type AesGcmCodec } from '../client/codec.ts';
 import { awaitFirstPass, finish, startSync } from '../client/index.ts';
 import { startDevServer, type DevServer } from '../scripts/dev-server.ts';
 import { projectRoot } from '../scripts/temporal-bin.ts';
@@ -28,18 +32,23 @@ let connection: Connection;
 let native: NativeConnection;
 let worker: SyncWorker;
 let running: Promise<void>;
+let codecServer: { url: string; close(): Promise<void> };
+const codec = codecFromEnv({ CATALOG_SYNC_CODEC_KEYS: `ui:${randomBytes(32).toString('base64')}` }) as AesGcmCodec;
 const taskQueue = uniqueTaskQueue('ui');
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium not found at ${CHROMIUM}: run \`bash scripts/install-browser.sh\` or set CHROMIUM_PATH`);
   }
-  // This suite needs the UI, which the shared test server runs without.
-  server = await startDevServer({ log: 'quiet' });
+  // This suite needs the UI, which the shared test server runs without, and the UI decodes the
+  // (encrypted) payloads through the codec server, as an operator's would.
+  codecServer = await startCodecServer(codec, { corsOrigin: '*' });
+  server = await startDevServer({ log: 'quiet', uiCodecEndpoint: codecServer.url });
   sim = await startOctogenSimulator({ keys: { [KEY]: ['alpha'] }, products });
   connection = await Connection.connect({ address: server.address });
   native = await NativeConnection.connect({ address: server.address });
   worker = await createSyncWorker({
+    dataConverter: { payloadCodecs: [codec] },
     connection: native,
     namespace: server.namespace,
     taskQueue,
@@ -70,10 +79,11 @@ afterAll(async () => {
   await connection?.close();
   await sim?.close();
   await server?.stop();
+  await codecServer?.close();
 });
 
 it('filters syncs by search attribute in the Temporal UI and shows a sync with its summary and rejections', async () => {
-  const client = new Client({ connection, namespace: server.namespace });
+  const client = new Client({ connection, namespace: server.namespace, dataConverter: { payloadCodecs: [codec] } });
   const key = uniqueKey('ui');
   const { workflowId } = await startSync(
     client,
@@ -102,6 +112,12 @@ it('filters syncs by search attribute in the Temporal UI and shows a sync with i
   // The activity summary shows on the timeline; the sync's summary and details under User Metadata.
   await page
     .getByText('octogen batch 1/1, 2 targets')
+    .filter({ visible: true })
+    .first()
+    .waitFor({ state: 'visible', timeout: 15_000 });
+  // The stored input is ciphertext; the UI shows it decoded through the codec server.
+  await page
+    .getByText('"https://alpha.com/products/missing"')
     .filter({ visible: true })
     .first()
     .waitFor({ state: 'visible', timeout: 15_000 });
