@@ -3,14 +3,13 @@
  * (including a refused one), no workflow history, log line, error message, metric or report
  * holds any of them.
  */
-import net from 'node:net';
 import proto from '@temporalio/proto';
 import { request } from 'undici';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { awaitReport, startSync } from '../client/index.ts';
 import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
-import { spawnWorker, waitFor } from './helpers/processes.ts';
+import { freePort, spawnWorker, waitFor } from './helpers/processes.ts';
 import { connectTestEnv, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
 
 const OCTOGEN_KEY = 'octogen-secret-3b9f2c71';
@@ -23,16 +22,6 @@ const items = makeInsiderItems(3);
 let t: TemporalTestEnv;
 let octogen: OctogenSimulator;
 let insider: InsiderSimulator;
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 
 beforeAll(async () => {
   t = await connectTestEnv();

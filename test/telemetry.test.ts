@@ -2,28 +2,17 @@
  * The worker process's telemetry, as an operator scrapes and ships it: Prometheus metrics (the
  * SDK's and the product's own) and JSON log lines carrying the workflow ID, never a secret.
  */
-import net from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { awaitReport, startSync } from '../client/index.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
-import { spawnWorker, waitFor } from './helpers/processes.ts';
+import { freePort, spawnWorker, waitFor } from './helpers/processes.ts';
 import { connectTestEnv, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
 
 const SECRET = 'telemetry-secret-key-5f1c';
 const products = makeOctogenProducts('alpha', 3);
 let t: TemporalTestEnv;
 let sim: OctogenSimulator;
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 
 beforeAll(async () => {
   t = await connectTestEnv();

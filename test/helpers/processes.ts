@@ -1,5 +1,6 @@
 /** Child processes for tests: the real CLI and real worker processes, as a user runs them. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { projectRoot } from '../../scripts/temporal-bin.ts';
 
@@ -61,3 +62,14 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** A port nothing listens on right now, for a process the test starts. */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
