@@ -208,10 +208,20 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
 
   /** The slices: consecutive pages of up to `sliceSize` targets, one child workflow each. */
   const groups: SliceRef[][] = [];
-  for (const page of slices) {
-    const last = groups[groups.length - 1];
-    if (last && last.reduce((n, p) => n + p.count, 0) + page.count <= opts.sliceSize) last.push(page);
-    else groups.push([page]);
+  {
+    // When the sync fans out, a multiple of `concurrency` slices of near-equal size, so every slot
+    // has about the same work and none sits idle while the last slices finish.
+    const pagesPerSlice = Math.max(1, Math.floor(opts.sliceSize / pageSize));
+    let count = Math.ceil(slices.length / pagesPerSlice);
+    if (count > 1) count = opts.concurrency * Math.ceil(count / opts.concurrency);
+    count = Math.max(1, Math.min(count, slices.length));
+    for (let i = 0; i < count; i += 1) {
+      const group = slices.slice(
+        Math.floor((i * slices.length) / count),
+        Math.floor(((i + 1) * slices.length) / count),
+      );
+      if (group.length > 0) groups.push(group);
+    }
   }
   const groupSource = (group: SliceRef[]): TargetSource =>
     source.kind === 'inline'
