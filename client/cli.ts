@@ -161,6 +161,8 @@ export function buildCli(): Command {
             started.workflowId,
             progress ? { onProgress: (r) => progress.update(r) } : {},
           );
+          // The last poll may predate the end: draw the settled counts before the report.
+          progress?.update(outcome.report, true);
           progress?.end();
           printOutcome(settings, started.workflowId, outcome, Boolean(o.json));
         });

@@ -31,14 +31,15 @@ export function createProgress(stream: ProgressStream, now: () => number = Date.
   let lastAt = 0;
   let drawn = false;
   return {
-    update(report: SyncReport): void {
+    /** `final` draws even when the counts and the clock would skip it (plain lines). */
+    update(report: SyncReport, final = false): void {
       if (stream.isTTY) {
         stream.write(`\r${progressBar(report)}\x1b[K`);
         drawn = true;
         return;
       }
       const line = progressLine(report);
-      if (line === last || now() - lastAt < 1000) return;
+      if (line === last || (!final && now() - lastAt < 1000)) return;
       last = line;
       lastAt = now();
       stream.write(`progress: ${line}\n`);

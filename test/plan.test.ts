@@ -183,9 +183,12 @@ describe('CLI progress', () => {
     p.update(report(2, 7));
     now = 2600;
     p.update(report(0, 9));
+    now = 2700;
+    p.update(report(0, 10), true); // the settled counts are drawn at the end, whatever the clock
     expect(out).toEqual([
       'progress: 5/10 settled: accepted 4, rejected 1, failed 0, superseded 0\n',
       'progress: 10/10 settled: accepted 9, rejected 1, failed 0, superseded 0\n',
+      'progress: 10/10 settled: accepted 10, rejected 0, failed 0, superseded 0\n',
     ]);
   });
 });
