@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   CHAOS_CATALOG,
   CHAOS_KEY,
@@ -19,7 +19,13 @@ import {
 import { awaitReport, listRejected, startSync } from '../client/index.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { spawnWorker, waitFor } from './helpers/processes.ts';
-import { connectTestEnv, uniqueTaskQueue, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
+import {
+  connectTestEnv,
+  uniqueTaskQueue,
+  withWorker,
+  type TemporalTestEnv,
+  workerProcessEnv,
+} from './helpers/temporal.ts';
 
 const N = 1000;
 const SEED = 20_261_123;
@@ -83,22 +89,16 @@ it('keeps the promise through a storm of 503, 429, resets, truncated and malform
 
 it('keeps the promise when the worker process is SIGKILLed mid-sync and restarted', async () => {
   const sim = await simulator();
+  const taskQueue = uniqueTaskQueue('chaos-kill');
   const env = {
-    TEMPORAL_ADDRESS: inject('temporalAddress'),
-    TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-    CATALOG_SYNC_TASK_QUEUE: uniqueTaskQueue('chaos-kill'),
-    CATALOG_SYNC_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+    ...workerProcessEnv(taskQueue),
     OCTOGEN_BASE_URL: sim.url,
     OCTOGEN_PLATFORM_API_KEY: CHAOS_KEY,
   };
   const first = spawnWorker(env);
   let second: ReturnType<typeof spawnWorker> | undefined;
   try {
-    const { workflowId } = await startSync(
-      t.client,
-      { provider: 'octogen', targetsRef: { file }, options },
-      env.CATALOG_SYNC_TASK_QUEUE,
-    );
+    const { workflowId } = await startSync(t.client, { provider: 'octogen', targetsRef: { file }, options }, taskQueue);
     await waitFor(() => sim.requests.length >= 3, 60_000, `the first calls (worker output: ${first.output()})`);
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));

@@ -5,12 +5,12 @@
  */
 import proto from '@temporalio/proto';
 import { request } from 'undici';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { awaitReport, startSync } from '../client/index.ts';
 import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { freePort, spawnWorker, waitFor } from './helpers/processes.ts';
-import { connectTestEnv, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
+import { connectTestEnv, uniqueTaskQueue, type TemporalTestEnv, workerProcessEnv } from './helpers/temporal.ts';
 
 const OCTOGEN_KEY = 'octogen-secret-3b9f2c71';
 const INSIDER_TOKEN = 'insider-secret-8d41e0aa';
@@ -45,10 +45,7 @@ it('keeps every credential out of histories, logs, errors, metrics and reports',
     const taskQueue = uniqueTaskQueue('secrets');
     const port = await freePort();
     const worker = spawnWorker({
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-      CATALOG_SYNC_TASK_QUEUE: taskQueue,
-      CATALOG_SYNC_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+      ...workerProcessEnv(taskQueue),
       CATALOG_SYNC_METRICS_PORT: String(port),
       CATALOG_SYNC_LOG_LEVEL: 'debug',
       OCTOGEN_BASE_URL: octogen.url,

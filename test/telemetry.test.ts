@@ -3,11 +3,11 @@
  * SDK's and the product's own) and JSON log lines carrying the workflow ID, never a secret.
  */
 import { request } from 'undici';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { awaitReport, startSync } from '../client/index.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { freePort, spawnWorker, waitFor } from './helpers/processes.ts';
-import { connectTestEnv, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
+import { connectTestEnv, uniqueTaskQueue, type TemporalTestEnv, workerProcessEnv } from './helpers/temporal.ts';
 
 const SECRET = 'telemetry-secret-key-5f1c';
 const products = makeOctogenProducts('alpha', 3);
@@ -27,10 +27,7 @@ it('exposes Prometheus metrics and writes JSON logs with the workflow ID and no 
   const taskQueue = uniqueTaskQueue('telemetry');
   const port = await freePort();
   const worker = spawnWorker({
-    TEMPORAL_ADDRESS: inject('temporalAddress'),
-    TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-    CATALOG_SYNC_TASK_QUEUE: taskQueue,
-    CATALOG_SYNC_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+    ...workerProcessEnv(taskQueue),
     CATALOG_SYNC_METRICS_PORT: String(port),
     OCTOGEN_BASE_URL: sim.url,
     OCTOGEN_PLATFORM_API_KEY: SECRET,

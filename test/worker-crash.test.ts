@@ -3,11 +3,10 @@
  * target is accounted for exactly once.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import { awaitReport, startSync } from '../client/index.ts';
 import { countsAddUp } from '../contracts/index.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
-import { connectTestEnv, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
+import { connectTestEnv, uniqueTaskQueue, type TemporalTestEnv, workerProcessEnv } from './helpers/temporal.ts';
 import { spawnWorker, waitFor } from './helpers/processes.ts';
 
 const KEY = 'crash-test-key';
@@ -27,10 +26,7 @@ afterAll(async () => {
 it('finishes a sync whose worker was killed mid-way, with every target accounted for', async () => {
   const taskQueue = uniqueTaskQueue('crash');
   const env = {
-    TEMPORAL_ADDRESS: inject('temporalAddress'),
-    TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-    CATALOG_SYNC_TASK_QUEUE: taskQueue,
-    CATALOG_SYNC_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+    ...workerProcessEnv(taskQueue),
     OCTOGEN_BASE_URL: sim.url,
     OCTOGEN_PLATFORM_API_KEY: KEY,
   };

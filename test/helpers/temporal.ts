@@ -68,3 +68,11 @@ export async function withWorker<T>(
   const worker = await makeWorker(t, { ...spec, taskQueue });
   return worker.runUntil(fn(taskQueue));
 }
+
+/** The environment a worker process needs to join the suite's server on `taskQueue`. */
+export const workerProcessEnv = (taskQueue: string): Record<string, string> => ({
+  TEMPORAL_ADDRESS: inject('temporalAddress'),
+  TEMPORAL_NAMESPACE: inject('temporalNamespace'),
+  CATALOG_SYNC_TASK_QUEUE: taskQueue,
+  CATALOG_SYNC_WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+});
