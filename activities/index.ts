@@ -6,7 +6,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import { FailureType, type ProviderFailureDetails } from '../contracts/errors.ts';
-import { toRanges, type BatchRef, type SliceRef, type TargetSource, type TargetsRef } from '../contracts/index.ts';
+import { targetId, toRanges, type BatchRef, type SliceRef, type TargetSource, type TargetsRef } from '../contracts/index.ts';
 import { planTargets, type Plan, type SequencedTarget } from './plan.ts';
 import { parseLines, readSlice, scanRef } from './sources.ts';
 import type { AnyProviderAdapter, BatchAnswer } from './providers/adapter.ts';
@@ -182,7 +182,9 @@ export function createActivities(deps: ActivityDeps) {
           });
         }
       }
-      const parsed = items.filter((i) => i.error === undefined).map((i) => ({ seq: i.seq, target: i.target }));
+      const parsed = items
+        .filter((i) => i.error === undefined)
+        .map((i) => ({ seq: i.seq, target: i.target, label: i.line !== undefined ? `line ${i.line}` : targetId(i.seq) }));
       const plan = planTargets(adapter, adapter.limits(config), parsed, input.batchSize);
       const targets = new Map(parsed.map((p) => [p.seq, p.target]));
       for (const r of plan.rejections) {

@@ -3,11 +3,17 @@
  * cut into calls the provider accepts. Pure: the activity wraps it, tests call it directly.
  */
 import type { z } from 'zod';
+import { isWellFormedText } from '../contracts/sync.ts';
 import type { AnyProviderAdapter, BatchLimits } from './providers/adapter.ts';
 
 export interface SequencedTarget {
   seq: number;
   target: unknown;
+  /**
+   * How messages name the target ("line 12" of a source, "t12"); without it, "item <seq>" (a
+   * re-submission's items are planned with their positions as sequence numbers).
+   */
+  label?: string;
 }
 
 export interface PlannedRejection {
@@ -36,6 +42,89 @@ export function describeIssues(error: z.ZodError): string {
 
 const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
 
+/** Deeper than this, a target is refused before any schema or serializer recurses into it. */
+export const MAX_TARGET_DEPTH = 32;
+
+/**
+ * The first string (or object key) that is not well-formed Unicode, or the first value nested
+ * deeper than MAX_TARGET_DEPTH, as a message naming its field (under `field`, when given).
+ * Iterative: no input can overflow it.
+ */
+export function shapeProblem(value: unknown, field = ''): string | undefined {
+  const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: '', depth: 0 }];
+  const name = (path: string) => {
+    const parts = [field, path].filter(Boolean).join('.').split('.');
+    return parts.length > 6 ? `${parts.slice(0, 3).join('.')}...` : parts.join('.') || 'target';
+  };
+  while (stack.length > 0) {
+    const { v, path, depth } = stack.pop() as { v: unknown; path: string; depth: number };
+    if (typeof v === 'string') {
+      if (!isWellFormedText(v))
+        return `${name(path)} is not well-formed Unicode (a lone surrogate); send valid UTF-8 text`;
+      continue;
+    }
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= MAX_TARGET_DEPTH)
+      return `${name(path)} is nested more than ${MAX_TARGET_DEPTH} levels deep; flatten it`;
+    const entries: [string, unknown][] = Array.isArray(v)
+      ? v.map((x, i) => [String(i), x])
+      : Object.entries(v as Record<string, unknown>);
+    for (const [k, x] of entries) {
+      if (!isWellFormedText(k))
+        return `${name(path)} has a key that is not well-formed Unicode (a lone surrogate); send valid UTF-8 text`;
+      stack.push({ v: x, path: path ? `${path}.${k}` : k, depth: depth + 1 });
+    }
+  }
+  return undefined;
+}
+
+export type TargetCheck =
+  | { ok: true; data: unknown; identity: string; groupKey: string; bytes: number }
+  | { ok: false; code: 'invalid_target' | 'target_too_large'; message: string };
+
+/**
+ * One target against the provider: its shape, its schema and its size. The client runs it before
+ * anything starts (with the provider's documented limits), the worker again when it plans.
+ */
+export function checkTarget(adapter: AnyProviderAdapter, limits: BatchLimits, target: unknown): TargetCheck {
+  const shape = shapeProblem(target);
+  if (shape !== undefined) return { ok: false, code: 'invalid_target', message: shape };
+  const parsed = adapter.targetSchema.safeParse(target);
+  if (!parsed.success) return { ok: false, code: 'invalid_target', message: describeIssues(parsed.error) };
+  const { maxBytes, maxTargetBytes } = limits;
+  const bytes = maxBytes !== undefined || maxTargetBytes !== undefined ? jsonBytes(parsed.data) : 0;
+  if (maxTargetBytes !== undefined && bytes > maxTargetBytes) {
+    return {
+      ok: false,
+      code: 'target_too_large',
+      message: `target is ${bytes} bytes of JSON, over ${adapter.title}'s limit of ${maxTargetBytes} a record; shorten its fields`,
+    };
+  }
+  return {
+    ok: true,
+    data: parsed.data,
+    identity: adapter.identity(parsed.data),
+    groupKey: adapter.groupKey(parsed.data),
+    bytes,
+  };
+}
+
+/** The rejection of a target whose product an earlier target of the same sync already names. */
+export const duplicateMessage = (t: { identity: string; groupKey: string }, first: string): string =>
+  `the same product (${t.identity}${t.groupKey ? ` in ${JSON.stringify(t.groupKey)}` : ''}) as ${first}: a sync takes one update per product; merge the two, or send the second in a later sync`;
+
+/**
+ * What makes two targets the same product: the identity within the group (Octogen's pinned
+ * catalog: one URL pinned to two catalogs names two products).
+ */
+export const sameProduct = (t: { identity: string; groupKey: string }): string => `${t.groupKey}\u0000${t.identity}`;
+
+/**
+ * Validates and batches. A target whose identity an earlier one of `items` has is rejected as
+ * `duplicate_target` naming the first (its line, or its target id): the scope is one call, so one
+ * planning page of a source (2,000 targets) or one re-submission; the client refuses duplicates of
+ * an inline request before anything starts.
+ */
 export function planTargets(
   adapter: AnyProviderAdapter,
   limits: BatchLimits,
@@ -43,33 +132,31 @@ export function planTargets(
   batchSize?: number,
 ): Plan {
   const maxTargets = Math.min(batchSize ?? limits.maxTargets, limits.maxTargets);
-  const { maxBytes, maxTargetBytes } = limits;
+  const { maxBytes } = limits;
   const valid: Plan['valid'] = [];
   const rejections: PlannedRejection[] = [];
   // Groups keep first-appearance order so batches follow the caller's order within a group.
   const groups = new Map<string, { seq: number; bytes: number }[]>();
+  const firstOf = new Map<string, SequencedTarget>();
 
-  for (const { seq, target } of items) {
-    const parsed = adapter.targetSchema.safeParse(target);
-    if (!parsed.success) {
-      rejections.push({
-        seq,
-        code: 'invalid_target',
-        message: describeIssues(parsed.error),
-      });
+  for (const item of items) {
+    const { seq, target } = item;
+    const check = checkTarget(adapter, limits, target);
+    if (!check.ok) {
+      rejections.push({ seq, code: check.code, message: check.message });
       continue;
     }
-    const bytes = maxBytes !== undefined || maxTargetBytes !== undefined ? jsonBytes(parsed.data) : 0;
-    if (maxTargetBytes !== undefined && bytes > maxTargetBytes) {
-      rejections.push({
-        seq,
-        code: 'target_too_large',
-        message: `target is ${bytes} bytes of JSON, over ${adapter.title}'s limit of ${maxTargetBytes} a record; shorten its fields`,
-      });
+    const same = sameProduct(check);
+    const first = firstOf.get(same);
+    if (first) {
+      const where = first.label ?? `item ${first.seq}`;
+      rejections.push({ seq, code: 'duplicate_target', message: duplicateMessage(check, where) });
       continue;
     }
-    valid.push({ seq, identity: adapter.identity(parsed.data) });
-    const key = adapter.groupKey(parsed.data);
+    firstOf.set(same, item);
+    const { bytes } = check;
+    valid.push({ seq, identity: check.identity });
+    const key = check.groupKey;
     const group = groups.get(key);
     if (group) group.push({ seq, bytes });
     else groups.set(key, [{ seq, bytes }]);

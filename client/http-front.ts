@@ -17,8 +17,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { describeIssues } from '../activities/plan.ts';
-import { providerAdapter, providerNames } from '../activities/providers/index.ts';
+import { providerNames } from '../activities/providers/index.ts';
 import { ResubmissionSchema, SyncRequestSchema } from '../contracts/index.ts';
 import {
   ErrorBodySchema,
@@ -35,6 +34,7 @@ import {
   type SubmitAnswer,
 } from './openapi.ts';
 import { SyncRequestError, finish, getStatus, resubmit, startSync, syncWorkflowId } from './sync-client.ts';
+import { checkSyncRequest } from './request-check.ts';
 
 export interface HttpFrontOptions {
   client: Client;
@@ -285,21 +285,22 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
     },
     async (request, reply) => {
       const req = request.body;
-      const adapter = providerAdapter(req.provider);
-      if (!adapter) {
-        throw new HttpError(
-          400,
-          'unknown_provider',
-          `provider: unknown provider "${req.provider}"; use one of: ${providerNames().join(', ')}`,
-        );
+      // The one check the CLI and the library make too (client/request-check.ts).
+      let checked;
+      try {
+        checked = checkSyncRequest(req);
+      } catch (err) {
+        if (!(err instanceof SyncRequestError)) throw err;
+        throw new HttpError(400, err.message.startsWith('provider:') ? 'unknown_provider' : 'invalid_request', err.message);
       }
       const answer: SubmitAnswer = { workflowId: null, submitted: null, accepted: [], rejected: [], started: false };
       if (req.targets) {
         answer.submitted = req.targets.length;
+        const refused = new Map(checked.problems.map((p) => [p.index, p]));
         req.targets.forEach((target, index) => {
-          const parsed = adapter.targetSchema.safeParse(target);
-          if (parsed.success) answer.accepted.push(target);
-          else answer.rejected.push({ index, target, code: 'invalid_target', message: describeIssues(parsed.error) });
+          const problem = refused.get(index);
+          if (problem === undefined) answer.accepted.push(target);
+          else answer.rejected.push({ index, target, code: problem.code, message: problem.message });
         });
         if (answer.accepted.length === 0) return reply.code(400).send(answer);
       }

@@ -51,7 +51,8 @@ export const SubmitRejectionSchema = z.object({
   /** Position of the target in the request's `targets`. */
   index: z.number().int().nonnegative(),
   target: z.unknown(),
-  code: z.literal('invalid_target'),
+  /** `invalid_target` (schema, encoding), `target_too_large` (over the provider's per-record bytes). */
+  code: z.enum(['invalid_target', 'target_too_large']),
   message: z.string(),
 });
 

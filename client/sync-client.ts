@@ -8,11 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import { providerAdapter, providerNames } from '../activities/providers/index.ts';
 import {
   FailureType,
   ResubmissionSchema,
-  SyncRequestSchema,
   finishSignal,
   resubmitSignal,
   resubmitUpdate,
@@ -33,11 +31,10 @@ import {
   SA_PROVIDER,
 } from '../contracts/index.ts';
 import type { syncSliceWorkflow, syncWorkflow } from '../workflows/index.ts';
+import { SyncRequestError, checkSyncRequest, nothingValidMessage } from './request-check.ts';
 
-/** A request the client refuses before anything is started; the message names the field and fix. */
-export class SyncRequestError extends Error {
-  override readonly name = 'SyncRequestError';
-}
+// A request the client refuses before anything is started: one line naming the field and the fix.
+export { SyncRequestError } from './request-check.ts';
 
 /** Readable and idempotent: the same provider and key always name the same workflow. */
 export const syncWorkflowId = (provider: string, key?: string): string =>
@@ -49,16 +46,18 @@ export interface StartedSync {
   started: boolean;
 }
 
+/**
+ * The request as checked by checkSyncRequest (client/request-check.ts), the check the CLI and the
+ * HTTP front make too. Malformed inline targets start with the rest and are reported rejected,
+ * never sent; when none is left to send, nothing starts.
+ */
 function parseRequest(request: SyncRequest): SyncRequest {
-  const parsed = SyncRequestSchema.safeParse(request);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new SyncRequestError(`invalid sync request: ${issue?.path.join('.') || 'request'}: ${issue?.message}`);
+  const checked = checkSyncRequest(request);
+  const targets = checked.request.targets;
+  if (targets !== undefined && checked.problems.length === targets.length) {
+    throw new SyncRequestError(nothingValidMessage(checked.problems));
   }
-  if (!providerAdapter(parsed.data.provider)) {
-    throw new SyncRequestError(`unknown provider "${parsed.data.provider}"; use one of: ${providerNames().join(', ')}`);
-  }
-  return parsed.data;
+  return checked.request;
 }
 
 export interface StartOptions {

@@ -11,18 +11,72 @@ export const DurationSchema = z.union([
   z.string().regex(/^\d+(\.\d+)?\s*(ms|s|m|h|d)$/, 'a duration such as "90s", "15m" or "1h"'),
 ]);
 
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Milliseconds of a duration DurationSchema took (a number is milliseconds already). */
+export function durationMillis(value: string | number): number {
+  if (typeof value === 'number') return value;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(value);
+  return m ? Number(m[1]) * (UNIT_MS[m[2] ?? 'ms'] ?? 1) : Number.NaN;
+}
+
+/** How a duration limit reads in messages: "30d", "1h", "10ms". */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/**
+ * Bounds of the sync's duration options. A window of years would keep a workflow open for good,
+ * a retry interval of days would make a transient error look like a hang.
+ */
+export const DURATION_LIMITS = {
+  resubmissionWindow: { min: 0, max: 30 * 86_400_000 },
+  callInitialInterval: { min: 10, max: 10 * 60_000 },
+  callMaximumInterval: { min: 10, max: 60 * 60_000 },
+} as const;
+
+/** A duration option within [min, max]; the message names the field, the limit and the fix. */
+export const boundedDuration = (field: keyof typeof DURATION_LIMITS) => {
+  const { min, max } = DURATION_LIMITS[field];
+  return DurationSchema.superRefine((value, ctx) => {
+    const ms = durationMillis(value);
+    if (ms > max || ms < min) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${field} is ${typeof value === 'number' ? `${value}ms` : value}, ${ms > max ? `over the limit of ${formatDuration(max)}` : `under the minimum of ${formatDuration(min)}`}; give a duration from ${formatDuration(min)} to ${formatDuration(max)}`,
+      });
+    }
+  });
+};
+
+/** False for a string with a lone surrogate (not well-formed Unicode: it cannot be sent as UTF-8). */
+export const isWellFormedText = (s: string): boolean =>
+  !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+
+/** Control characters (C0, DEL, C1): never part of a key, a path or a URL a caller means. */
+// eslint-disable-next-line no-control-regex
+export const hasControlChars = (s: string): boolean => /[\u0000-\u001f\u007f-\u009f]/.test(s);
+
 export const SyncOptionsSchema = z
   .object({
-    /** Targets per provider call; lowered to the provider's own maximum when larger. */
+    /** Targets per provider call, at most the provider's own maximum (Octogen 500, Insider 1000). */
     batchSize: z.number().int().positive().optional(),
-    /** How long the sync stays open for re-submission once the first pass has settled. */
-    resubmissionWindow: DurationSchema.optional(),
+    /** How long the sync stays open for re-submission once the first pass has settled (at most 30d). */
+    resubmissionWindow: boundedDuration('resubmissionWindow').optional(),
     /** How many times a target the provider rejected for a transient reason is re-sent. */
     transientResends: z.number().int().min(0).max(20).optional(),
-    /** Provider-call retry policy: attempts per batch call, first and longest backoff. */
+    /** Provider-call retry policy: attempts per batch call, first (10ms-10m) and longest (10ms-1h) backoff. */
     callAttempts: z.number().int().positive().max(100).optional(),
-    callInitialInterval: DurationSchema.optional(),
-    callMaximumInterval: DurationSchema.optional(),
+    callInitialInterval: boundedDuration('callInitialInterval').optional(),
+    callMaximumInterval: boundedDuration('callMaximumInterval').optional(),
     /** Batches in flight at once for this sync. */
     concurrency: z.number().int().positive().max(64).optional(),
     /** Targets per slice: a large sync fans out to one child workflow per slice. */
@@ -30,7 +84,18 @@ export const SyncOptionsSchema = z
     /** Slices one run of the sync handles before it continues as new (history stays bounded). */
     slicesPerRun: z.number().int().positive().max(1000).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.callInitialInterval === undefined || o.callMaximumInterval === undefined) return;
+    const first = durationMillis(o.callInitialInterval);
+    if (first > durationMillis(o.callMaximumInterval)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['callMaximumInterval'],
+        message: `callMaximumInterval (${String(o.callMaximumInterval)}) is shorter than callInitialInterval (${String(o.callInitialInterval)}); give a maximum at least as long as the first interval`,
+      });
+    }
+  });
 export type SyncOptions = z.infer<typeof SyncOptionsSchema>;
 
 export const DEFAULT_OPTIONS = {
@@ -78,6 +143,15 @@ export type TargetsRef = z.infer<typeof TargetsRefSchema>;
 
 export type TargetSource = { kind: 'inline'; targets: unknown[] } | { kind: 'ref'; ref: TargetsRef };
 
+/** The caller's idempotency key: it becomes part of the workflow ID, so printable text only. */
+export const SyncKeySchema = z
+  .string()
+  .min(1, 'key must not be empty; leave it out for a new sync each time')
+  .max(200, 'key must be at most 200 characters')
+  .refine((k) => isWellFormedText(k) && !hasControlChars(k) && !/[\s/]/.test(k), {
+    message: 'key must be printable text without spaces, slashes or control characters (e.g. "order-2024-05-01")',
+  });
+
 /** What a caller sends. Targets stay `unknown` here: each is validated by its provider's schema. */
 export const SyncRequestSchema = z
   .object({
@@ -87,7 +161,7 @@ export const SyncRequestSchema = z
       .max(1_000_000, 'at most 1,000,000 targets inline; give a larger catalog by targetsRef (an NDJSON file or URL)')
       .optional(),
     targetsRef: TargetsRefSchema.optional(),
-    key: z.string().min(1).max(200).optional(),
+    key: SyncKeySchema.optional(),
     options: SyncOptionsSchema.optional(),
   })
   .strict()

@@ -26,6 +26,13 @@ const shared = {
   catalog: 'alpha',
 };
 const sharedBeta = { ...shared, uuid: '33333333-3333-4333-8333-333333333333', catalog: 'beta' };
+/** A second URL in both catalogs: a sync names each product once, so two ambiguous targets need two URLs. */
+const shared2 = {
+  uuid: '55555555-5555-4555-8555-555555555555',
+  url: 'https://shared.example/products/10',
+  catalog: 'alpha',
+};
+const shared2Beta = { ...shared2, uuid: '66666666-6666-4666-8666-666666666666', catalog: 'beta' };
 
 let t: TemporalTestEnv;
 let sim: OctogenSimulator;
@@ -37,7 +44,7 @@ beforeAll(async () => {
   t = await connectTestEnv();
   sim = await startOctogenSimulator({
     keys: { [KEY]: ['alpha', 'beta'], 'wrong-scope-key': ['alpha'] },
-    products: [...alpha, ...beta, shared, sharedBeta],
+    products: [...alpha, ...beta, shared, sharedBeta, shared2, shared2Beta],
   });
 });
 afterAll(async () => {
@@ -274,7 +281,7 @@ describe('Octogen sync through the real server', () => {
   });
 
   it('supersedes ambiguous_url rejections fixed by signal and by update; the update answers with what it refused', async () => {
-    const targets = [{ url: shared.url }, { url: shared.url }, { uuid: alpha[50]!.uuid }];
+    const targets = [{ url: shared.url }, { url: shared2.url }, { uuid: alpha[50]!.uuid }];
     const outcome = await withWorker(t, { env: workerEnv() }, async (taskQueue) => {
       const { workflowId } = await startSync(t.client, { provider: 'octogen', targets }, taskQueue);
       const settled = await awaitFirstPass(t.client, workflowId);
@@ -286,7 +293,7 @@ describe('Octogen sync through the real server', () => {
 
       const answer = await resubmit(t.client, workflowId, [
         { fixes: 't0', target: { catalog: 'alpha', url: shared.url } },
-        { fixes: 't1', target: { catalog: 'beta', url: shared.url, uuid: sharedBeta.uuid } }, // malformed
+        { fixes: 't1', target: { catalog: 'beta', url: shared2.url, uuid: sharedBeta.uuid } }, // malformed
         { fixes: 't2', target: { uuid: alpha[50]!.uuid } }, // t2 was accepted: nothing to fix
       ]);
       expect(answer.taken).toEqual([{ index: 0, id: 't3', supersedes: 't0' }]);
@@ -295,7 +302,7 @@ describe('Octogen sync through the real server', () => {
         [2, 'not_fixable'],
       ]);
       // By signal, matched by the same url.
-      await resubmitBySignal(t.client, workflowId, [{ target: { catalog: 'beta', url: shared.url } }]);
+      await resubmitBySignal(t.client, workflowId, [{ target: { catalog: 'beta', url: shared2.url } }]);
       return awaitReport(t.client, workflowId);
     });
     expect(outcome.report.closedReason).toBe('nothing-to-fix');

@@ -56,6 +56,11 @@ export interface ProviderAdapter<Target = unknown, Config = unknown> {
   /** Batch limits; some are settings of the provider account, so they come from its config. */
   limits(config: Config): BatchLimits;
   /**
+   * The provider's documented maximums, known without any configuration: what the client checks
+   * before anything starts (a batch size over `maxTargets` is refused, never lowered in silence).
+   */
+  documentedLimits: BatchLimits;
+  /**
    * The account's request budget, when the provider has one. The worker declares it as the rate
    * limit of the provider's activity task queue, which Temporal enforces across every sync and worker.
    */

@@ -6,14 +6,29 @@
  */
 import { z } from 'zod';
 import { FailureType } from '../../contracts/errors.ts';
+import { hasControlChars, isWellFormedText } from '../../contracts/sync.ts';
 import { errorBody, providerFailure, statusFailure } from '../failures.ts';
 import { postJson } from '../http.ts';
 import type { BatchAnswer, ProviderAdapter, TargetOutcome } from './adapter.ts';
+import { isPlainHttpUrl } from './octogen.ts';
+
+/** Free text may hold tabs and line breaks; no other control character, no lone surrogate. */
+const cleanText = (s: string): boolean => isWellFormedText(s) && !hasControlChars(s.replace(/[\t\n\r]/g, ''));
+const cleanId = (s: string): boolean => isWellFormedText(s) && !hasControlChars(s);
 
 const text = (field: string, max: number) =>
   z
     .string({ error: `${field} must be a string` })
     .max(max, `${field} must be at most ${max} characters`)
+    .refine(cleanText, { error: `${field} must be text without control characters or lone surrogates` })
+    .optional();
+const link = (field: string) =>
+  z
+    .string({ error: `${field} must be a string` })
+    .max(512, `${field} must be at most 512 characters`)
+    .refine(isPlainHttpUrl, {
+      error: `${field} must be an absolute http(s) URL without spaces or control characters (percent-encode them, e.g. %20)`,
+    })
     .optional();
 const strings = (field: string) =>
   z
@@ -49,7 +64,8 @@ export const InsiderTargetSchema = z
       item_id: z
         .string({ error: 'item_id is required: the product ID as a string' })
         .min(1, 'item_id must not be empty')
-        .max(128, 'item_id must be at most 128 characters'),
+        .max(128, 'item_id must be at most 128 characters')
+        .refine(cleanId, { error: 'item_id must be text without control characters or lone surrogates' }),
       locale: z
         .string({ error: 'locale is required, e.g. "en_US"' })
         .regex(
@@ -57,8 +73,8 @@ export const InsiderTargetSchema = z
           'locale must be lang_COUNTRY, optionally :store (e.g. en_US, tr_TR:store1)',
         ),
       name: text('name', 512),
-      url: text('url', 512),
-      image_url: text('image_url', 512),
+      url: link('url'),
+      image_url: link('image_url'),
       category: strings('category'),
       description: text('description', 1024),
       price: prices('price'),
@@ -139,6 +155,13 @@ function mapOutcomes(sent: InsiderTarget[], answer: z.infer<typeof UpdateAnswerS
   });
 }
 
+/**
+ * Insider's documented request limits ("Maximum allowed record count / request size", seed 003's
+ * limitations page): 1000 records and 5 MB a request, 512 KB a record. INSIDER_MAX_RECORDS may
+ * lower the record count for an account; the client checks against these maximums.
+ */
+const INSIDER_LIMITS = { maxTargets: 1000, maxBytes: 5_000_000, maxTargetBytes: 512_000 } as const;
+
 const TOO_LARGE = /maximum allowed (request size|record count)/i;
 
 export const insider: ProviderAdapter<InsiderTarget, InsiderConfig> = {
@@ -146,7 +169,8 @@ export const insider: ProviderAdapter<InsiderTarget, InsiderConfig> = {
   title: 'Insider',
   targetSchema: InsiderTargetSchema,
   // Conservative against both readings of the documented 5 MB and 512 KB.
-  limits: (config) => ({ maxTargets: config.maxRecords, maxBytes: 5_000_000, maxTargetBytes: 512_000 }),
+  limits: (config) => ({ ...INSIDER_LIMITS, maxTargets: config.maxRecords }),
+  documentedLimits: INSIDER_LIMITS,
   budget: (config) => ({ requestsPerMinute: config.requestsPerMinute }),
   groupKey: () => '',
   identity: identityOf,

@@ -5,9 +5,30 @@
  */
 import { z } from 'zod';
 import { FailureType } from '../../contracts/errors.ts';
+import { hasControlChars, isWellFormedText } from '../../contracts/sync.ts';
 import { errorBody, providerFailure, statusFailure } from '../failures.ts';
 import { postJson } from '../http.ts';
 import type { BatchAnswer, ProviderAdapter, TargetOutcome } from './adapter.ts';
+
+/** "Batch up to 500 targets per call" (seed 000). */
+const OCTOGEN_LIMITS = { maxTargets: 500 } as const;
+
+/** Text a provider can take: well-formed Unicode (no lone surrogate) and no control characters. */
+const cleanText = (s: string): boolean => isWellFormedText(s) && !hasControlChars(s);
+
+/**
+ * An absolute http(s) URL as the caller wrote it: no spaces or control characters (WHATWG parsing
+ * would silently percent-encode them, and the provider would look up a page nobody has).
+ */
+export const isPlainHttpUrl = (s: string): boolean => {
+  if (!cleanText(s) || /\s/.test(s) || !/^https?:\/\/[^/?#]/i.test(s)) return false;
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+};
 
 export const OctogenTargetSchema = z
   .strictObject(
@@ -18,16 +39,18 @@ export const OctogenTargetSchema = z
         })
         .optional(),
       url: z
-        .url({
-          protocol: /^https?$/,
-          error: 'url must be an absolute http(s) product page URL',
-        })
+        .string({ error: 'url must be an absolute http(s) product page URL' })
         .max(2048, 'url must be at most 2048 characters')
+        .refine(isPlainHttpUrl, {
+          error:
+            'url must be an absolute http(s) product page URL without spaces or control characters (percent-encode them, e.g. %20)',
+        })
         .optional(),
       catalog: z
         .string({ error: 'catalog must be a string naming a granted catalog' })
         .min(1, 'catalog must not be empty; leave it out or name a granted catalog')
         .max(200, 'catalog must be at most 200 characters')
+        .refine(cleanText, { error: 'catalog must be text without control characters or lone surrogates' })
         .optional(),
     },
     {
@@ -118,7 +141,8 @@ export const octogen: ProviderAdapter<OctogenTarget, OctogenConfig> = {
   name: 'octogen',
   title: 'Octogen',
   targetSchema: OctogenTargetSchema,
-  limits: () => ({ maxTargets: 500 }),
+  limits: () => OCTOGEN_LIMITS,
+  documentedLimits: OCTOGEN_LIMITS,
   budget: (config) => (config.requestsPerMinute ? { requestsPerMinute: config.requestsPerMinute } : undefined),
   groupKey: (t) => t.catalog ?? '',
   identity: identityOf,
