@@ -3,16 +3,13 @@
  * left the cursor, and the targets changed since it (written as NDJSON to the spool folder, so
  * the sync reads them by reference and history carries a path, not a catalog).
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { lastSuccessfulRun } from '../client/schedules.ts';
-import { spoolDir } from '../client/sync-client.ts';
+import { writeSpool } from './spool.ts';
 import { FeedFailureType, type TargetsRef } from '../contracts/index.ts';
 import { parseRetryAfter } from './failures.ts';
 
@@ -161,13 +158,11 @@ export function createFeedActivities(deps: FeedActivityDeps) {
       const { targets } = parsed.data;
       if (targets.length === 0) return { count: 0, cursor };
 
-      // Spooled like a large inline sync: every worker reads it, history carries only its path.
-      const dir = spoolDir(deps.env);
-      await mkdir(dir, { recursive: true });
-      const workflowId = ctx.info.workflowExecution?.workflowId ?? 'run';
-      const file = path.join(dir, `feed-${workflowId.replace(/[^\w.-]+/g, '_')}-${randomUUID()}.ndjson`);
-      await writeFile(file, `${targets.map((t) => JSON.stringify(t) ?? 'null').join('\n')}\n`);
-      return { ref: { file }, count: targets.length, cursor };
+      // Spooled like a large inline sync (private, sealed with the codec key when set): history
+      // carries only its path, and the child sync that reads it deletes it when it closes. Named
+      // after this run, which stays running while its child sync reads the file (the sweep asks).
+      const ref = await writeSpool(ctx.info.workflowExecution?.workflowId ?? 'feed', targets, deps.env);
+      return { ref, count: targets.length, cursor };
     },
   };
 }

@@ -6,9 +6,19 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import { FailureType, type ProviderFailureDetails } from '../contracts/errors.ts';
-import { targetId, toRanges, type BatchRef, type SliceRef, type TargetSource, type TargetsRef } from '../contracts/index.ts';
+import {
+  targetId,
+  toRanges,
+  type BatchRef,
+  type SliceRef,
+  type TargetSource,
+  type TargetsRef,
+} from '../contracts/index.ts';
 import { planTargets, type Plan, type SequencedTarget } from './plan.ts';
 import { parseLines, readSlice, scanRef } from './sources.ts';
+import { echoKnownFields } from './echo.ts';
+import { SOURCE_URLS_VAR, judgeSourceUrl, shownUrl, sourceDispatcher } from './source-policy.ts';
+import { opener, releaseSpool } from './spool.ts';
 import type { AnyProviderAdapter, BatchAnswer } from './providers/adapter.ts';
 import { providerAdapter, providerNames } from './providers/index.ts';
 
@@ -24,6 +34,11 @@ export interface ActivityDeps {
   dispatcher?: Dispatcher;
   /** Per-request timeout for provider calls, in milliseconds. */
   requestTimeoutMs?: number;
+  /**
+   * What URL sources are read through; by default an agent that refuses internal addresses at
+   * connect time (source-policy.ts). Provider calls never use it.
+   */
+  sourceDispatcher?: Dispatcher;
 }
 
 export interface PlanInput {
@@ -59,6 +74,10 @@ export interface SlicePlan {
   batches: [number, number][][];
 }
 
+export interface ReleaseSourceInput {
+  ref: TargetsRef;
+}
+
 export interface SendBatchInput {
   provider: string;
   /** The batch's number in the sync, for activity summaries and the report. */
@@ -69,10 +88,17 @@ export interface SendBatchInput {
 /** Echoes of targets in results stay small: history carries cursors and counts, not catalogs. */
 const ECHO_LIMIT = 1024;
 const MESSAGE_LIMIT = 300;
+/** A caller's own inline target, echoed back whole while it is small. */
 const echo = (target: unknown): unknown | undefined => {
   const json = JSON.stringify(target);
   return json !== undefined && json.length <= ECHO_LIMIT ? target : undefined;
 };
+/**
+ * A target read from a source line: only the provider's known fields, cut short. A source may be
+ * any file or document the worker can read; nothing else of a line ever reaches a report.
+ */
+const echoFromSource = (adapter: AnyProviderAdapter, target: unknown): unknown | undefined =>
+  echoKnownFields(adapter, target, ECHO_LIMIT);
 const clip = (message: string): string =>
   message.length > MESSAGE_LIMIT ? `${message.slice(0, MESSAGE_LIMIT - 3)}...` : message;
 
@@ -109,6 +135,48 @@ function adapterOrFail(provider: string): AnyProviderAdapter {
 export function createActivities(deps: ActivityDeps) {
   const timeoutMs = deps.requestTimeoutMs ?? 30_000;
   const configs = new Map<string, unknown>();
+  let guarded: Dispatcher | undefined;
+  const openLine = opener(deps.env);
+
+  /**
+   * The dispatcher a source is read through, once the reference passed the policy: a URL must be
+   * under CATALOG_SYNC_SOURCE_URLS (checked here too, whoever started the sync), and its addresses
+   * are checked again at connect time. Files are the operator's (CLI, library, spool).
+   */
+  function readerFor(ref: TargetsRef): Dispatcher | undefined {
+    if ('file' in ref) return undefined;
+    let refused: string | undefined;
+    try {
+      refused = judgeSourceUrl(ref.url, deps.env).refused;
+    } catch (err) {
+      refused = (err as Error).message;
+    }
+    if (refused !== undefined) {
+      throw ApplicationFailure.create({
+        type: FailureType.InvalidSyncRequest,
+        nonRetryable: true,
+        message: refused.includes(SOURCE_URLS_VAR)
+          ? `the worker refuses to read ${refused}`
+          : `the worker refuses to read ${refused} (${SOURCE_URLS_VAR})`,
+      });
+    }
+    guarded ??= deps.sourceDispatcher ?? sourceDispatcher(deps.env);
+    return guarded;
+  }
+
+  /** A read that failed: refused at connect time or undecryptable is final; the rest is retried. */
+  function readFailure(ref: TargetsRef, err: unknown): ApplicationFailure {
+    if (err instanceof ApplicationFailure) return err;
+    const e = err as NodeJS.ErrnoException & { cause?: NodeJS.ErrnoException };
+    const code = e.code ?? e.cause?.code;
+    const final = code === 'ENOENT' || code === 'ESOURCEREFUSED' || e.name === 'SpoolError';
+    return ApplicationFailure.create({
+      type: FailureType.InvalidSyncRequest,
+      nonRetryable: final,
+      message: `cannot read the targets at ${'file' in ref ? ref.file : shownUrl(ref.url)}: ${e.cause?.code === 'ESOURCEREFUSED' ? e.cause.message : e.message}`,
+      cause: e,
+    });
+  }
 
   function configFor(adapter: AnyProviderAdapter): unknown {
     if (configs.has(adapter.name)) return configs.get(adapter.name);
@@ -139,7 +207,13 @@ export function createActivities(deps: ActivityDeps) {
         error: undefined,
       }));
     }
-    return (await readSlice(source.ref, slice, deps.dispatcher)).map((l) => {
+    let lines;
+    try {
+      lines = await readSlice(source.ref, slice, readerFor(source.ref), openLine);
+    } catch (err) {
+      throw readFailure(source.ref, err);
+    }
+    return lines.map((l) => {
       const [parsed] = parseLines([l]);
       return { seq: l.seq, line: l.line, target: parsed?.target, error: parsed?.error };
     });
@@ -154,15 +228,11 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async scanSource(input: ScanInput): Promise<{ total: number; slices: SliceRef[] }> {
+      const dispatcher = readerFor(input.ref);
       try {
-        return await scanRef(input.ref, input.sliceSize, deps.dispatcher);
+        return await scanRef(input.ref, input.sliceSize, dispatcher);
       } catch (err) {
-        throw ApplicationFailure.create({
-          type: FailureType.InvalidSyncRequest,
-          nonRetryable: (err as NodeJS.ErrnoException).code === 'ENOENT',
-          message: `cannot read the targets at ${'file' in input.ref ? input.ref.file : input.ref.url}: ${(err as Error).message}`,
-          cause: err as Error,
-        });
+        throw readFailure(input.ref, err);
       }
     },
 
@@ -178,18 +248,24 @@ export function createActivities(deps: ActivityDeps) {
             seq: item.seq,
             ...(item.line !== undefined ? { line: item.line } : {}),
             code: 'invalid_json',
-            message: clip(`line ${item.line} is not JSON (${item.error}); write one JSON target a line`),
+            // The reason only: a parser's message would quote the line, and a line may hold anything.
+            message: `line ${item.line} is not JSON; write one JSON target a line`,
           });
         }
       }
       const parsed = items
         .filter((i) => i.error === undefined)
-        .map((i) => ({ seq: i.seq, target: i.target, label: i.line !== undefined ? `line ${i.line}` : targetId(i.seq) }));
+        .map((i) => ({
+          seq: i.seq,
+          target: i.target,
+          label: i.line !== undefined ? `line ${i.line}` : targetId(i.seq),
+        }));
       const plan = planTargets(adapter, adapter.limits(config), parsed, input.batchSize);
       const targets = new Map(parsed.map((p) => [p.seq, p.target]));
       for (const r of plan.rejections) {
         const line = lines.get(r.seq);
-        const target = echo(targets.get(r.seq));
+        const target =
+          input.source.kind === 'ref' ? echoFromSource(adapter, targets.get(r.seq)) : echo(targets.get(r.seq));
         rejections.push({
           seq: r.seq,
           ...(line !== undefined ? { line } : {}),
@@ -200,6 +276,11 @@ export function createActivities(deps: ActivityDeps) {
       }
       rejections.sort((a, b) => a.seq - b.seq);
       return { rejections: withinBudget(rejections), batches: plan.batches.map((b) => toRanges(b)) };
+    },
+
+    /** Deletes the sync's spooled file once it has closed (only ever a spool file: spool.ts). */
+    async releaseSource(input: ReleaseSourceInput): Promise<{ released: boolean }> {
+      return { released: await releaseSpool(input.ref) };
     },
 
     async sendBatch(input: SendBatchInput): Promise<BatchAnswer> {
@@ -265,7 +346,7 @@ export function createActivities(deps: ActivityDeps) {
         if (target !== undefined) {
           o.identity = adapter.identity(target);
           if (input.targets.kind === 'ref') {
-            const e = echo(target);
+            const e = echoFromSource(adapter, target);
             if (e !== undefined) o.target = e;
             const line = lines[i];
             if (line !== undefined) o.line = line;

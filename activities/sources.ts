@@ -1,11 +1,14 @@
 /**
  * Reading targets by reference: an NDJSON file every worker can read, or an http(s) URL of one.
  * A scan cuts the source into slices by byte offset; each activity then reads only its slice
- * (a file range, or an HTTP Range request), so no activity holds the whole source.
+ * (a file range, or an HTTP Range request), so no activity holds the whole source. Which URLs may
+ * be read is source-policy.ts's call; callers pass the guarded dispatcher it builds. A spooled file
+ * whose lines are sealed (spool.ts) is opened line by line, after the byte-range read.
  */
 import { createReadStream } from 'node:fs';
 import { request, type Dispatcher } from 'undici';
 import type { SliceRef, TargetsRef } from '../contracts/index.ts';
+import { shownUrl } from './source-policy.ts';
 
 const NEWLINE = 0x0a;
 
@@ -30,7 +33,7 @@ async function* bytesOf(
   });
   if (res.statusCode !== 200 && res.statusCode !== 206) {
     await res.body.dump();
-    throw new Error(`GET ${ref.url} answered ${res.statusCode}`);
+    throw new Error(`GET ${shownUrl(ref.url)} answered ${res.statusCode}`);
   }
   // A server without Range support sends it all: skip to the slice ourselves.
   let skip = res.statusCode === 200 ? range.start : 0;
@@ -114,8 +117,16 @@ export interface SourceLine {
   text: string;
 }
 
-/** The non-blank lines of one slice, with their sequence numbers and 1-based line numbers. */
-export async function readSlice(ref: TargetsRef, slice: SliceRef, dispatcher?: Dispatcher): Promise<SourceLine[]> {
+/**
+ * The non-blank lines of one slice, with their sequence numbers and 1-based line numbers. `open`
+ * turns a sealed line back into its text (spooled files written with a codec key).
+ */
+export async function readSlice(
+  ref: TargetsRef,
+  slice: SliceRef,
+  dispatcher?: Dispatcher,
+  open?: (line: string) => string,
+): Promise<SourceLine[]> {
   const parts: Buffer[] = [];
   for await (const chunk of bytesOf(ref, { start: slice.start, end: slice.end }, dispatcher)) parts.push(chunk);
   const text = Buffer.concat(parts).toString('utf8');
@@ -123,7 +134,7 @@ export async function readSlice(ref: TargetsRef, slice: SliceRef, dispatcher?: D
   let seq = slice.firstSeq;
   text.split('\n').forEach((raw, i) => {
     if (raw.trim() === '') return;
-    out.push({ seq, line: slice.firstLine + i, text: raw });
+    out.push({ seq, line: slice.firstLine + i, text: open && 'file' in ref && ref.sealed ? open(raw) : raw });
     seq += 1;
   });
   if (out.length !== slice.count) {
@@ -134,13 +145,16 @@ export async function readSlice(ref: TargetsRef, slice: SliceRef, dispatcher?: D
   return out;
 }
 
-/** Each line parsed as JSON; a line that is not JSON keeps its parse error. */
+/**
+ * Each line parsed as JSON; a line that is not JSON keeps only a reason that quotes nothing of it
+ * (the parser's own messages quote the text, and a source line may hold anything).
+ */
 export function parseLines(lines: SourceLine[]): { seq: number; line: number; target?: unknown; error?: string }[] {
   return lines.map(({ seq, line, text }) => {
     try {
       return { seq, line, target: JSON.parse(text) as unknown };
-    } catch (err) {
-      return { seq, line, error: (err as Error).message };
+    } catch {
+      return { seq, line, error: 'not JSON' };
     }
   });
 }

@@ -6,18 +6,13 @@
  *
  *   CATALOG_SYNC_CODEC_KEYS="k2:<base64 32 bytes>,k1:<base64 32 bytes>"   (the first is current)
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import { CodecConfigError, codecKeysFromEnv, seal, unseal } from '../activities/codec-keys.ts';
+
+export { CodecConfigError };
 
 const ENCODING = 'binary/encrypted';
-const ALGORITHM = 'aes-256-gcm';
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
-
-export class CodecConfigError extends Error {
-  override readonly name = 'CodecConfigError';
-}
 
 export class AesGcmCodec implements PayloadCodec {
   constructor(
@@ -30,10 +25,8 @@ export class AesGcmCodec implements PayloadCodec {
   async encode(payloads: Payload[]): Promise<Payload[]> {
     const key = this.keys.get(this.currentKeyId) as Buffer;
     return payloads.map((payload) => {
-      const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv(ALGORITHM, key, iv);
       const plain = proto.temporal.api.common.v1.Payload.encode(payload).finish();
-      const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+      const sealed = seal(key, plain);
       return {
         metadata: { encoding: Buffer.from(ENCODING), 'encryption-key-id': Buffer.from(this.currentKeyId) },
         data: sealed,
@@ -50,41 +43,15 @@ export class AesGcmCodec implements PayloadCodec {
         throw new CodecConfigError(
           `payload encrypted with key "${keyId}", which is not configured: add it to CATALOG_SYNC_CODEC_KEYS`,
         );
-      const data = Buffer.from(payload.data ?? []);
-      const decipher = createDecipheriv(ALGORITHM, key, data.subarray(0, IV_BYTES));
-      decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
-      const plain = Buffer.concat([
-        decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)),
-        decipher.final(),
-      ]);
-      return proto.temporal.api.common.v1.Payload.decode(plain);
+      return proto.temporal.api.common.v1.Payload.decode(unseal(key, Buffer.from(payload.data ?? [])));
     });
   }
 }
 
 /** The codec the environment asks for, or undefined when CATALOG_SYNC_CODEC_KEYS is not set. */
 export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec | undefined {
-  const raw = env.CATALOG_SYNC_CODEC_KEYS;
-  if (!raw) return undefined;
-  const keys = new Map<string, Buffer>();
-  let current: string | undefined;
-  for (const part of raw
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
-    const at = part.indexOf(':');
-    const id = part.slice(0, at);
-    const key = Buffer.from(part.slice(at + 1), 'base64');
-    if (at <= 0 || key.length !== 32) {
-      throw new CodecConfigError(
-        'CATALOG_SYNC_CODEC_KEYS must be "id:<base64 of 32 bytes>" entries separated by commas (e.g. from `openssl rand -base64 32`)',
-      );
-    }
-    keys.set(id, key);
-    current ??= id;
-  }
-  if (current === undefined) throw new CodecConfigError('CATALOG_SYNC_CODEC_KEYS has no key');
-  return new AesGcmCodec(keys, current);
+  const parsed = codecKeysFromEnv(env);
+  return parsed ? new AesGcmCodec(parsed.keys, parsed.currentKeyId) : undefined;
 }
 
 /** Client and worker data converter options: the codec when configured, the default otherwise. */

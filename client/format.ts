@@ -1,10 +1,39 @@
 /** Human-readable reports for the CLI (the --json form prints the report as it is). */
 import type { ResubmissionAnswer, SyncReport } from '../contracts/index.ts';
 
+/** A target's echo on one line; an echo the report dropped (to stay under its budget) shows as "-". */
 const short = (v: unknown): string => {
-  const s = JSON.stringify(v);
+  if (v === undefined) return '-';
+  const s = JSON.stringify(v) ?? String(v);
   return s.length > 100 ? `${s.slice(0, 97)}...` : s;
 };
+
+/** What the report left out, in one line, and how to list everything. */
+function omissions(workflowId: string, report: SyncReport): string[] {
+  const o = report.omitted;
+  if (!o) return [];
+  const parts = [
+    o.rejected > 0 ? `${o.rejected} rejected` : '',
+    o.failed > 0 ? `${o.failed} failed` : '',
+    o.warnings > 0 ? `${o.warnings} warnings` : '',
+    o.superseded > 0 ? `${o.superseded} superseded` : '',
+    o.refused > 0 ? `${o.refused} refused items` : '',
+    o.calls > 0 ? `${o.calls} provider calls` : '',
+    o.rejectedElsewhere > 0 ? `${o.rejectedElsewhere} slice workflows` : '',
+  ].filter(Boolean);
+  const lines: string[] = [];
+  if (parts.length > 0)
+    lines.push(`  left out of this report to keep it small: ${parts.join(', ')} (counts above are complete)`);
+  if (o.echoes > 0)
+    lines.push(`  ${o.echoes} listed targets are shown without their echo or with their message cut short`);
+  if (o.rejected + o.failed + o.warnings + o.rejectedElsewhere + o.echoes > 0) {
+    lines.push(
+      `  list everything: listRejected(client, '${workflowId}') in the library, or ` +
+        `temporal workflow query --workflow-id ${workflowId} --name sliceEntries --input 0 --input 5000`,
+    );
+  }
+  return lines;
+}
 
 export function formatReport(workflowId: string, report: SyncReport, uiLink: string, abortReason?: string): string {
   const c = report.counts;
@@ -25,10 +54,14 @@ export function formatReport(workflowId: string, report: SyncReport, uiLink: str
   const elsewhere = report.rejectedElsewhere ?? [];
   if (elsewhere.length > 0) {
     const n = elsewhere.reduce((sum, x) => sum + x.count, 0);
+    const own = elsewhere.some((x) => x.workflowId === report.workflowId);
+    const slices = elsewhere.filter((x) => x.workflowId !== report.workflowId).length;
+    const where = [own ? 'the sync itself' : '', slices > 0 ? `${slices} slice workflows` : ''].filter(Boolean);
     lines.push(
-      `  ${n} more rejected or failed targets are listed in ${elsewhere.length} slice workflows (listRejected() pages them in)`,
+      `  ${n} more rejected or failed targets are listed in ${where.join(' and ')} (listRejected() pages them in)`,
     );
   }
+  lines.push(...omissions(workflowId, report));
   if (report.superseded.length > 0) {
     lines.push(`  superseded: ${report.superseded.map((s) => `${s.id} by ${s.by}`).join(', ')}`);
   }
@@ -39,7 +72,9 @@ export function formatReport(workflowId: string, report: SyncReport, uiLink: str
   if (report.refused.length > 0) {
     lines.push('  refused re-submissions:');
     for (const r of report.refused)
-      lines.push(`    item ${r.index}${r.fixes ? ` (fixes ${r.fixes})` : ''}  ${r.code}  ${r.message}`);
+      lines.push(
+        `    ${r.index < 0 ? 'a whole re-submission' : `item ${r.index}`}${r.fixes ? ` (fixes ${r.fixes})` : ''}  ${r.code}  ${r.message}`,
+      );
   }
   const traced = report.calls.filter((k) => k.requestId).map((k) => k.requestId);
   lines.push(
@@ -56,6 +91,7 @@ export function formatReport(workflowId: string, report: SyncReport, uiLink: str
 
 export function formatResubmission(answer: ResubmissionAnswer): string {
   const lines = [`taken ${answer.taken.length}, refused ${answer.refused.length}`];
+  // Messages may be cut short (an answer stays under its byte budget); index and code never are.
   for (const t of answer.taken) lines.push(`  item ${t.index} -> ${t.id} supersedes ${t.supersedes}`);
   for (const r of answer.refused) lines.push(`  item ${r.index} refused: ${r.code}: ${r.message}`);
   return lines.join('\n');

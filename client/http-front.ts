@@ -34,6 +34,7 @@ import {
   type SubmitAnswer,
 } from './openapi.ts';
 import { SyncRequestError, finish, getStatus, resubmit, startSync, syncWorkflowId } from './sync-client.ts';
+import { refuseCallerSource } from './sources.ts';
 import { checkSyncRequest } from './request-check.ts';
 
 export interface HttpFrontOptions {
@@ -306,6 +307,7 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
       }
       let started;
       try {
+        await refuseCallerSource(req.targetsRef); // no file, no URL off the allowlist: nothing read, nothing started
         const caller = callerOf(request);
         started = await startSync(
           client,

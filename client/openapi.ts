@@ -133,6 +133,20 @@ const RejectedElsewhereSchema = z.object({
   warnings: z.number().int(),
 });
 
+const OmissionsSchema = described(
+  z.object({
+    rejected: z.number().int(),
+    failed: z.number().int(),
+    warnings: z.number().int(),
+    superseded: z.number().int(),
+    refused: z.number().int(),
+    calls: z.number().int(),
+    rejectedElsewhere: z.number().int(),
+    echoes: z.number().int(),
+  }),
+  'what the report left out to stay under its byte budget (counts never are); set only when something was',
+);
+
 export const SyncReportSchema = named(
   z.object({
     workflowId: z.string(),
@@ -150,6 +164,7 @@ export const SyncReportSchema = named(
     abortReason: z.exactOptional(z.string()),
     firstPassSettled: z.boolean(),
     rejectedElsewhere: z.exactOptional(z.array(RejectedElsewhereSchema)),
+    omitted: z.exactOptional(OmissionsSchema),
   }),
   'SyncReport',
   'A sync\u2019s status: every target in exactly one state, submitted = pending + accepted + rejected + failed + superseded.',

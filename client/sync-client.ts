@@ -10,7 +10,6 @@ import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporal
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
   FailureType,
-  ResubmissionSchema,
   finishSignal,
   resubmitSignal,
   resubmitUpdate,
@@ -26,7 +25,10 @@ import {
   type Rejection,
   type Warning,
   parseTargetId,
+  checkResubmission,
+  rejectedElsewhereQuery,
   sliceEntriesQuery,
+  sliceWarningsQuery,
   SA_PHASE,
   SA_PROVIDER,
 } from '../contracts/index.ts';
@@ -155,12 +157,10 @@ export async function getStatus(client: Client, workflowId: string): Promise<Syn
 }
 
 function parseResubmission(items: ResubmissionItem[]): Resubmission {
-  const parsed = ResubmissionSchema.safeParse({ items });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new SyncRequestError(`invalid re-submission: ${issue?.path.join('.') || 'items'}: ${issue?.message}`);
-  }
-  return parsed.data;
+  // The shared check: item and byte limits (named, with the fix) before the schema.
+  const checked = checkResubmission({ items });
+  if (!checked.success) throw new SyncRequestError(`invalid re-submission: ${checked.message}`);
+  return checked.data;
 }
 
 /** Re-submits corrected targets and answers with what the sync took and what it refused. */
@@ -218,40 +218,72 @@ export async function awaitFirstPass(
 }
 
 /**
- * Every rejection, failure and warning of a sync, including those a large sync left listed in its
- * slice workflows (`rejectedElsewhere`): the complete list, paged in from each slice's result.
+ * Every rejection, failure and warning of a sync: the report's own lists, and what it had no room
+ * for, paged in from each workflow `rejectedElsewhere` names (its slice workflows, and the sync
+ * itself when its own list was cut). Each target appears once, in id order.
  */
-const PAGE = 1000;
+const PAGE = 5000;
 
 export async function listRejected(
   client: Client,
   workflowId: string,
 ): Promise<{ rejected: Rejection[]; failed: Failure[]; warnings: Warning[] }> {
   const report = await getStatus(client, workflowId);
-  const rejected = [...report.rejected];
-  const failed = [...report.failed];
-  const warnings = [...report.warnings];
-  for (const slice of report.rejectedElsewhere ?? []) {
-    // The slice workflow answers its own paged query (closed workflows answer by replay).
-    const handle = client.workflow.getHandle<typeof syncSliceWorkflow>(slice.workflowId);
-    for (let offset = 0; ; offset += PAGE) {
-      const page = await handle.query(sliceEntriesQuery, offset, PAGE);
-      for (const e of page.entries) {
-        const common = { id: e.id, ...(e.line !== undefined ? { line: e.line } : {}), target: e.target };
-        if (e.state === 'rejected') {
-          rejected.push({
-            ...common,
-            code: e.code ?? 'rejected',
-            message: e.message ?? '',
-            origin: e.origin ?? 'provider',
-          });
-        } else if (e.state === 'failed') {
-          failed.push({ ...common, code: e.code ?? 'failed', message: e.message ?? '' });
+  const rejected = new Map<string, Rejection>(report.rejected.map((r) => [r.id, r]));
+  const failed = new Map<string, Failure>(report.failed.map((f) => [f.id, f]));
+  const warnings = new Map<string, Warning>();
+  // One warning a target (its acceptance's); a paged one is complete, the report's may be cut short.
+  for (const w of report.warnings) warnings.set(w.id, w);
+  let holders = report.rejectedElsewhere ?? [];
+  if ((report.omitted?.rejectedElsewhere ?? 0) > 0) {
+    // More slice workflows than the report could name: the sync pages them all.
+    const all: typeof holders = holders.filter((x) => x.workflowId === workflowId);
+    for (let offset = 0; ;) {
+      const page = await handle(client, workflowId).query(rejectedElsewhereQuery, offset, 1000);
+      all.push(...page.slices);
+      offset += page.slices.length;
+      if (page.slices.length === 0 || offset >= page.total) break;
+    }
+    holders = all;
+  }
+  for (const holder of holders) {
+    // Each workflow answers its own paged queries (closed workflows answer by replay); a page
+    // ends early at its byte budget, so the next one starts where it ended.
+    const h = client.workflow.getHandle<typeof syncSliceWorkflow>(holder.workflowId);
+    if (holder.count > 0) {
+      for (let offset = 0; ;) {
+        const page = await h.query(sliceEntriesQuery, offset, PAGE);
+        for (const e of page.entries) {
+          // Paged entries are complete (the report may have dropped an echo): they win.
+          const common = { id: e.id, ...(e.line !== undefined ? { line: e.line } : {}), target: e.target };
+          if (e.state === 'rejected') {
+            rejected.set(e.id, {
+              ...common,
+              code: e.code ?? 'rejected',
+              message: e.message ?? '',
+              origin: e.origin ?? 'provider',
+            });
+          } else if (e.state === 'failed') {
+            failed.set(e.id, { ...common, code: e.code ?? 'failed', message: e.message ?? '' });
+          }
         }
+        offset += page.entries.length;
+        if (page.entries.length === 0 || offset >= page.total) break;
       }
-      if (offset + PAGE >= page.total) break;
+    }
+    if (holder.warnings > 0) {
+      for (let offset = 0; ;) {
+        const page = await h.query(sliceWarningsQuery, offset, PAGE);
+        for (const w of page.warnings) warnings.set(w.id, w);
+        offset += page.warnings.length;
+        if (page.warnings.length === 0 || offset >= page.total) break;
+      }
     }
   }
   const bySeq = (a: { id: string }, b: { id: string }) => (parseTargetId(a.id) ?? 0) - (parseTargetId(b.id) ?? 0);
-  return { rejected: rejected.sort(bySeq), failed: failed.sort(bySeq), warnings: warnings.sort(bySeq) };
+  return {
+    rejected: [...rejected.values()].sort(bySeq),
+    failed: [...failed.values()].sort(bySeq),
+    warnings: [...warnings.values()].sort(bySeq),
+  };
 }

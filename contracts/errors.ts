@@ -22,6 +22,8 @@ export const FailureType = {
   ProviderNotConfigured: 'ProviderNotConfigured',
   /** The sync request itself is malformed (bad options, unknown provider). */
   InvalidSyncRequest: 'InvalidSyncRequest',
+  /** A re-submission over its item or byte limit, malformed, or sent to a closing sync. */
+  InvalidResubmission: 'InvalidResubmission',
   /** The whole sync ended early (auth failure); details carry the report. */
   SyncAborted: 'SyncAborted',
 } as const;

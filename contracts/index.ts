@@ -3,3 +3,4 @@ export * from './messages.ts';
 export * from './resubmission.ts';
 export * from './sync.ts';
 export * from './search-attributes.ts';
+export * from './ledger.ts';

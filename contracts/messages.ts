@@ -1,7 +1,7 @@
 /** Signals, queries and updates of the sync workflow, defined once for workflow and client. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Resubmission, ResubmissionAnswer } from './resubmission.ts';
-import type { RejectionOrigin, SyncReport, TargetState } from './sync.ts';
+import type { RejectionOrigin, SyncReport, TargetState, Warning } from './sync.ts';
 
 export const statusQuery = defineQuery<SyncReport>('status');
 export const resubmitSignal = defineSignal<[Resubmission]>('resubmit');
@@ -17,8 +17,31 @@ export interface SliceEntryView {
   code?: string;
   message?: string;
   origin?: RejectionOrigin;
+  /** For a superseded target: the id of the re-submitted target that replaced it. */
+  by?: string;
 }
-/** A slice workflow's non-accepted targets, `limit` from `offset`. */
+/**
+ * A slice workflow's (or the sync's own) non-accepted targets, at most `limit` from `offset`; a page
+ * ends early at PAGE_BYTES, so callers advance by the entries they got.
+ */
 export const sliceEntriesQuery = defineQuery<{ total: number; entries: SliceEntryView[] }, [number, number]>(
   'sliceEntries',
 );
+
+/** Warnings of a slice workflow (or of the sync itself), `limit` from `offset`. */
+export const sliceWarningsQuery = defineQuery<{ total: number; warnings: Warning[] }, [number, number]>(
+  'sliceWarnings',
+);
+
+/** The slice workflows a sync names in `rejectedElsewhere`, `limit` from `offset` (all of them). */
+export const rejectedElsewhereQuery = defineQuery<
+  { total: number; slices: { workflowId: string; count: number; warnings: number }[] },
+  [number, number]
+>('rejectedElsewhere');
+
+/**
+ * Bytes one page of a paging query may take: pages end early rather than grow past it. Query
+ * answers never enter history; half the 2 MB payload limit keeps paging a large sync quick (a
+ * closed workflow answers each page by replaying its history).
+ */
+export const PAGE_BYTES = 1024 * 1024;

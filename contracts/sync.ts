@@ -3,6 +3,7 @@
  * activities agree on. Free of Node-only imports: the workflow bundle takes this module.
  */
 import { z } from 'zod';
+import type { Carried } from './ledger.ts';
 import type { RefusedItem } from './resubmission.ts';
 
 /** Duration strings as Temporal reads them ("90s", "15m", "1h") or milliseconds. */
@@ -204,8 +205,8 @@ export interface SyncInput {
   provider: string;
   source: TargetSource;
   options?: SyncOptions;
-  /** Set only by continue-as-new: where the previous run left off. */
-  carried?: unknown;
+  /** Set only by continue-as-new: where the previous run left off (under CARRY_BYTES). */
+  carried?: Carried;
 }
 
 /** Every target ends in exactly one of the final states; `pending` only while the sync runs. */
@@ -300,6 +301,33 @@ export interface SyncReport {
    * rest (its `status` query lists them). The client's listRejected() pages through them.
    */
   rejectedElsewhere?: { workflowId: string; count: number; warnings: number }[];
+  /**
+   * What the report left out to stay under its byte budget (REPORT_BYTES): counts never are. Set
+   * only when something was left out; listRejected() pages in every rejection, failure and warning.
+   */
+  omitted?: ReportOmissions;
+}
+
+/** Bytes a report (workflow result, `status` answer, SyncAborted details) may take as JSON. */
+export const REPORT_BYTES = 200 * 1024;
+
+/** Items left out of a report's lists (they stay pageable unless said otherwise), and echoes dropped. */
+export interface ReportOmissions {
+  /** Rejections and failures of the sync's own list left out (the sync's `sliceEntries` query pages them). */
+  rejected: number;
+  failed: number;
+  /** Warnings left out (the `sliceWarnings` queries of the sync and its slices page them). */
+  warnings: number;
+  /** Superseded pairs left out (the sync's `sliceEntries` query lists them with `by`). */
+  superseded: number;
+  /** Refused re-submission items left out (their update answers carried them). */
+  refused: number;
+  /** Provider calls left out (each slice's result keeps its own). */
+  calls: number;
+  /** Slice workflows left out of `rejectedElsewhere` (the sync's `rejectedElsewhere` query pages them). */
+  rejectedElsewhere: number;
+  /** Listed rejections and failures whose target echo was dropped or message cut short. */
+  echoes: number;
 }
 
 /** True when the report's promise holds: every target is counted in exactly one state. */

@@ -5,7 +5,10 @@
  * More processes on the same task queue scale it out.
  */
 import { fileURLToPath } from 'node:url';
-import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { startSpoolSweeper } from '../activities/spool-sweeper.ts';
+import { spoolRetentionMs } from '../activities/spool.ts';
 import { createFeedActivities } from '../activities/feed.ts';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
 import { providers } from '../activities/providers/index.ts';
@@ -63,6 +66,20 @@ export interface SyncWorker {
 
 export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWorker> {
   const activities = createActivities(opts.activityDeps);
+  spoolRetentionMs(opts.activityDeps.env); // a malformed CATALOG_SYNC_SPOOL_RETENTION stops the worker here
+  /** While the workers run, old spooled files of closed syncs are swept (activities/spool.ts). */
+  const sweeping = async <T>(run: () => Promise<T>): Promise<T> => {
+    const sweeper = startSpoolSweeper({
+      env: opts.activityDeps.env,
+      client: new Client({ connection: opts.connection, namespace: opts.namespace }),
+      warn: (message, meta) => Runtime.instance().logger.warn(message, meta),
+    });
+    try {
+      return await run();
+    } finally {
+      sweeper.stop();
+    }
+  };
   const ready = providerReadiness(opts.activityDeps.env).ready;
   const base = {
     connection: opts.connection,
@@ -77,6 +94,7 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
         planTargets: activities.planTargets,
         planSlice: activities.planSlice,
         scanSource: activities.scanSource,
+        releaseSource: activities.releaseSource,
         // Scheduled syncs' change feeds; they use the worker's own client to find the last cursor.
         ...createFeedActivities({
           env: opts.activityDeps.env,
@@ -103,12 +121,13 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
   }
   return {
     providers: ready,
-    run: async () => {
-      await Promise.all(workers.map((w) => w.run()));
-    },
+    run: () =>
+      sweeping(async () => {
+        await Promise.all(workers.map((w) => w.run()));
+      }),
     runUntil: async <T>(promise: Promise<T>): Promise<T> => {
       // Every worker drains before the outcome is given back, whether the promise settles well or not.
-      await Promise.all(workers.map((w) => w.runUntil(promise.catch(() => undefined))));
+      await sweeping(() => Promise.all(workers.map((w) => w.runUntil(promise.catch(() => undefined)))));
       return promise;
     },
     shutdown: () => {

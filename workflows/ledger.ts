@@ -6,51 +6,38 @@
  */
 import type {
   Counts,
+  Entry,
   Failure,
+  Ledger,
   ProviderCall,
   RefusedItem,
   Rejection,
   RejectionOrigin,
-  TargetState,
-  Warning,
 } from '../contracts/index.ts';
-import { targetId } from '../contracts/index.ts';
+import { clipText, targetId } from '../contracts/index.ts';
 
-export interface Entry {
-  state: TargetState;
-  /** Kept for inline targets (they are sent from here) and as an echo for rejections. */
-  target?: unknown;
-  line?: number;
-  identity?: string;
-  code?: string;
-  message?: string;
-  origin?: RejectionOrigin;
-  /** Times re-sent after a transient rejection. */
-  resends: number;
-  /** Sequence number of the re-submission that replaced this entry. */
-  supersededBy?: number;
+export type { Carried, Elsewhere, Entry, Ledger } from '../contracts/index.ts';
+
+/** At most this many provider calls and refused items are kept: each list stays a few dozen KB. */
+export const CALLS_KEPT = 200;
+export const REFUSED_KEPT = 200;
+/** Refused items' messages are kept this short. */
+const REFUSED_MESSAGE_CHARS = 200;
+
+export function addCalls(ledger: Ledger, calls: ProviderCall[], total = calls.length): void {
+  const room = Math.max(0, CALLS_KEPT - ledger.calls.length);
+  ledger.calls.push(...calls.slice(0, room));
+  const left = total - Math.min(room, calls.length);
+  if (left > 0) ledger.omittedCalls = (ledger.omittedCalls ?? 0) + left;
 }
 
-/** Rejections and failures held by a slice workflow because the sync's own list was full. */
-export interface Elsewhere {
-  /** The slice workflow that lists them; absent for slices never sent (an aborted sync). */
-  workflowId?: string;
-  rejected: number;
-  failed: number;
-  warnings?: number;
-}
-
-export interface Ledger {
-  /** Targets received so far: originals scanned plus re-submissions taken. */
-  submitted: number;
-  /** Accepted targets (they keep no entry). */
-  accepted: number;
-  /** Keyed by sequence number; integer keys iterate in ascending order. */
-  entries: Record<string, Entry>;
-  elsewhere: Elsewhere[];
-  warnings: Warning[];
-  calls: ProviderCall[];
-  refused: RefusedItem[];
+export function addRefused(ledger: Ledger, refused: RefusedItem[]): void {
+  const room = Math.max(0, REFUSED_KEPT - ledger.refused.length);
+  ledger.refused.push(
+    ...refused.slice(0, room).map((r) => ({ ...r, message: clipText(r.message, REFUSED_MESSAGE_CHARS) })),
+  );
+  const left = refused.length - Math.min(room, refused.length);
+  if (left > 0) ledger.omittedRefused = (ledger.omittedRefused ?? 0) + left;
 }
 
 export const newLedger = (): Ledger => ({

@@ -5,7 +5,7 @@
 import type { Plan } from '../activities/index.ts';
 import type { RefusedItem, Resubmission, ResubmissionAnswer } from '../contracts/index.ts';
 import { MAX_RESUBMITTED_PER_SYNC, parseTargetId, targetId } from '../contracts/index.ts';
-import { isFixable, type Ledger } from './ledger.ts';
+import { addRefused, isFixable, type Ledger } from './ledger.ts';
 
 export interface Taken {
   answer: ResubmissionAnswer;
@@ -96,7 +96,7 @@ export function takeResubmission(ledger: Ledger, resubmission: Resubmission, pla
     answer.taken.push({ index, id: targetId(seq), supersedes: targetId(fixes) });
   });
 
-  ledger.refused.push(...answer.refused);
+  addRefused(ledger, answer.refused);
   const batches = plan.batches
     .map((batch) =>
       batch.flatMap((index) => {

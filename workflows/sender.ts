@@ -14,7 +14,7 @@ import {
   type ProviderFailureDetails,
   type ResolvedOptions,
 } from '../contracts/index.ts';
-import { settle, type Ledger } from './ledger.ts';
+import { addCalls, settle, type Ledger } from './ledger.ts';
 
 /** Failure types that end the whole sync: every further call would fail the same way. */
 const ABORTING = new Set<string>([FailureType.ProviderAuthError, FailureType.ProviderNotConfigured]);
@@ -93,14 +93,16 @@ export function createSender(spec: SenderSpec): Sender {
   };
 
   const applyAnswer = (number: number, batch: number[], answer: BatchAnswer) => {
-    ledger.calls.push({
-      ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
-      batch: number,
-      httpStatus: answer.httpStatus,
-      targets: batch.length,
-      ...(answer.requestId !== undefined ? { requestId: answer.requestId } : {}),
-      ...(answer.providerWorkflowId !== undefined ? { providerWorkflowId: answer.providerWorkflowId } : {}),
-    });
+    addCalls(ledger, [
+      {
+        ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
+        batch: number,
+        httpStatus: answer.httpStatus,
+        targets: batch.length,
+        ...(answer.requestId !== undefined ? { requestId: answer.requestId } : {}),
+        ...(answer.providerWorkflowId !== undefined ? { providerWorkflowId: answer.providerWorkflowId } : {}),
+      },
+    ]);
     const resend: number[] = [];
     batch.forEach((seq, i) => {
       const e = ledger.entries[seq];

@@ -15,11 +15,12 @@ import {
   type SyncOptions,
   type TargetSource,
   type Warning,
+  jsonBytes,
   sliceEntriesQuery,
-  targetId,
-  type SliceEntryView,
+  sliceWarningsQuery,
 } from '../contracts/index.ts';
 import { counts, newLedger, receive, settle, type Entry, type Ledger } from './ledger.ts';
+import { pageEntries, pageWarnings } from './report.ts';
 import { createSender } from './sender.ts';
 import { condition, setHandler } from '@temporalio/workflow';
 
@@ -42,8 +43,12 @@ export interface SliceResult {
   entries: Record<string, Entry>;
   /** False when some entries stayed behind: the slice's `sliceEntries` query pages them all. */
   complete: boolean;
+  /** The slice's warnings when they fit; else none, and its `sliceWarnings` query pages all `warningCount`. */
   warnings: Warning[];
+  warningCount?: number;
+  /** The first provider calls, of `callCount` in all. */
   calls: ProviderCall[];
+  callCount?: number;
   abortReason?: string;
 }
 
@@ -138,37 +143,24 @@ export async function runSlice(input: SliceInput, ledger: Ledger): Promise<strin
   return abort;
 }
 
-/** Results stay well under Temporal's payload limit: past this, entries drop their echoes. */
-const RESULT_BUDGET = 256 * 1024;
-
-const entryView = (seq: number, e: Entry): SliceEntryView => ({
-  id: targetId(seq),
-  state: e.state,
-  ...(e.line !== undefined ? { line: e.line } : {}),
-  ...(e.target !== undefined ? { target: e.target } : {}),
-  ...(e.code !== undefined ? { code: e.code } : {}),
-  ...(e.message !== undefined ? { message: e.message } : {}),
-  ...(e.origin !== undefined ? { origin: e.origin } : {}),
-});
+/** Results stay well under Temporal's payload limits: entries past this stay here, paged by query. */
+const RESULT_ENTRY_BYTES = 128 * 1024;
+const RESULT_WARNING_BYTES = 16 * 1024;
+const RESULT_CALLS = 50;
 
 export async function syncSliceWorkflow(input: SliceInput): Promise<SliceResult> {
   const ledger = newLedger();
-  // Entries that do not fit in the result stay readable here, by page, for listRejected().
-  setHandler(sliceEntriesQuery, (offset, limit) => {
-    const all = Object.entries(ledger.entries);
-    return {
-      total: all.length,
-      entries: all.slice(offset, offset + limit).map(([seq, e]) => entryView(Number(seq), e)),
-    };
-  });
+  // Entries and warnings that do not fit in the result stay readable here, by page, for listRejected().
+  setHandler(sliceEntriesQuery, (offset, limit) => pageEntries(ledger, offset, limit));
+  setHandler(sliceWarningsQuery, (offset, limit) => pageWarnings(ledger.warnings, offset, limit));
   const abortReason = await runSlice(input, ledger);
   const all = Object.entries(ledger.entries);
   const entries: Record<string, Entry> = {};
   let bytes = 0;
   let complete = true;
   for (const [seq, e] of all) {
-    const size = JSON.stringify(e).length + seq.length + 4;
-    if (bytes + size > RESULT_BUDGET) {
+    const size = jsonBytes(e) + seq.length + 4;
+    if (bytes + size > RESULT_ENTRY_BYTES) {
       complete = false;
       break;
     }
@@ -176,8 +168,8 @@ export async function syncSliceWorkflow(input: SliceInput): Promise<SliceResult>
     entries[seq] = e;
   }
   let warnings = ledger.warnings;
-  if (JSON.stringify(warnings).length > RESULT_BUDGET / 4) {
-    warnings = warnings.slice(0, 500).map((w) => ({ id: w.id, message: w.message.slice(0, 100) }));
+  if (jsonBytes(warnings) > RESULT_WARNING_BYTES) {
+    warnings = [];
     complete = false;
   }
   const c = counts(ledger);
@@ -188,7 +180,9 @@ export async function syncSliceWorkflow(input: SliceInput): Promise<SliceResult>
     entries,
     complete,
     warnings,
-    calls: ledger.calls.slice(0, 50),
+    warningCount: ledger.warnings.length,
+    calls: ledger.calls.slice(0, RESULT_CALLS),
+    callCount: ledger.calls.length + (ledger.omittedCalls ?? 0),
     ...(abortReason !== undefined ? { abortReason } : {}),
   };
 }

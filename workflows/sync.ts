@@ -22,16 +22,24 @@ import {
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { SyncActivities } from '../activities/index.ts';
 import {
+  CARRY_BYTES,
   FailureType,
   NON_RETRYABLE_PROVIDER_FAILURES,
-  ResubmissionSchema,
   SyncOptionsSchema,
+  checkResubmission,
+  formatCount,
+  jsonBytes,
+  rejectedElsewhereQuery,
+  sliceEntriesQuery,
+  sliceWarningsQuery,
   finishSignal,
   resolveOptions,
   resubmitSignal,
   resubmitUpdate,
   statusQuery,
+  type Carried,
   type ClosedReason,
+  type RefusedItem,
   type Resubmission,
   type ResubmissionAnswer,
   type SliceRef,
@@ -40,28 +48,19 @@ import {
   type SyncPhase,
   type SyncReport,
 } from '../contracts/index.ts';
-import { counts, listFailed, listRejected, listSuperseded, newLedger, type Ledger } from './ledger.ts';
+import { addCalls, addRefused, counts, newLedger, type Ledger } from './ledger.ts';
+import { boundAnswer, buildReport, carriedLedgerBytes, compactForCarry, pageEntries, pageWarnings } from './report.ts';
 import { takeResubmission } from './resubmission.ts';
 import { publish, recordOutcome, type Published } from './visibility.ts';
 import { createSender } from './sender.ts';
 import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
 
 /** Bytes of entries and warnings a sync keeps itself; past this, a slice's stay in its own workflow. */
-const INLINE_BYTES = 192 * 1024;
-/** Targets a planning call reads and validates at most: keeps every activity result small. */
-const PAGE = 2000;
-/** Provider calls a sync lists itself; past this they stay in the slice workflows' results. */
-const INLINE_CALLS = 500;
-
-/** What a run hands to the next one on continue-as-new: plain JSON only. */
-interface Carried {
-  ledger: Ledger;
-  inlineBytes: number;
-  /** The source's pages (at most PAGE targets each); slices are runs of consecutive pages. */
-  slices: SliceRef[];
-  nextSlice: number;
-  finishRequested: boolean;
-}
+const INLINE_BYTES = 128 * 1024;
+/** Targets a planning call reads and validates at most: keeps every planning result (a local activity marker) well under 256 KB. */
+const PAGE = 1000;
+/** What one re-submitted target may add to the carried ledger once settled (no echo, message cut). */
+const CARRIED_BYTES_PER_ITEM = 400;
 
 export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   const parsedOptions = SyncOptionsSchema.safeParse(input.options ?? {});
@@ -74,7 +73,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   }
   const opts = resolveOptions(parsedOptions.data);
   const { provider, source } = input;
-  const carried = input.carried as Carried | undefined;
+  const carried = input.carried;
 
   const { planTargets } = proxyLocalActivities<SyncActivities>({
     startToCloseTimeout: '1 minute',
@@ -103,29 +102,22 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     published = publish(published, phase, counts(ledger), details);
   };
 
-  const report = (): SyncReport => ({
-    workflowId: workflowInfo().workflowId,
-    provider,
-    phase,
-    counts: counts(ledger),
-    rejected: listRejected(ledger),
-    failed: listFailed(ledger),
-    warnings: ledger.warnings,
-    superseded: listSuperseded(ledger),
-    refused: ledger.refused,
-    calls: ledger.calls,
-    firstPassSettled,
-    ...(ledger.elsewhere.some((x) => x.workflowId)
-      ? {
-          rejectedElsewhere: ledger.elsewhere.flatMap((x) =>
-            x.workflowId ? [{ workflowId: x.workflowId, count: x.rejected + x.failed, warnings: x.warnings ?? 0 }] : [],
-          ),
-        }
-      : {}),
-    ...(windowEndsAt !== undefined ? { windowEndsAt: new Date(windowEndsAt).toISOString() } : {}),
-    ...(closedReason !== undefined ? { closedReason } : {}),
-    ...(abortReason !== undefined ? { abortReason } : {}),
-  });
+  // Every report (result, `status` answer, SyncAborted details) is built under REPORT_BYTES; what
+  // does not fit is paged by the queries below and named in `rejectedElsewhere` and `omitted`.
+  const report = (): SyncReport =>
+    buildReport(
+      {
+        workflowId: workflowInfo().workflowId,
+        provider,
+        phase,
+        counts: counts(ledger),
+        firstPassSettled,
+        ...(windowEndsAt !== undefined ? { windowEndsAt: new Date(windowEndsAt).toISOString() } : {}),
+        ...(closedReason !== undefined ? { closedReason } : {}),
+        ...(abortReason !== undefined ? { abortReason } : {}),
+      },
+      ledger,
+    );
 
   // Re-submitted targets are few and inline: this run sends them itself.
   const resubmissions = createSender({
@@ -140,48 +132,98 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   /** Targets the sync received from its source (re-submissions come after them). */
   const originals = () => slices.reduce((n, p) => n + p.count, 0);
 
-  const resubmit = async (resubmission: Resubmission): Promise<ResubmissionAnswer> => {
+  /** True while a run may still continue as new: what re-submissions add is carried. */
+  let mayContinue = false;
+  /** Why this sync cannot take the re-submission now, if it cannot. */
+  const cannotTake = (resubmission: Resubmission): { code: string; message: string } | undefined => {
     if (closing) {
-      const refused = resubmission.items.map((item, index) => ({
-        index,
-        code: 'sync_closed',
-        message: 'the sync has closed its re-submission window; start a new sync',
-        ...(item.fixes !== undefined ? { fixes: item.fixes } : {}),
-      }));
-      ledger.refused.push(...refused);
-      return { taken: [], refused };
+      return { code: 'sync_closed', message: 'the sync has closed its re-submission window; start a new sync' };
     }
+    if (mayContinue) {
+      const after =
+        carriedLedgerBytes(ledger) +
+        jsonBytes(slices) +
+        jsonBytes(resubmission) +
+        resubmission.items.length * CARRIED_BYTES_PER_ITEM;
+      if (after > CARRY_BYTES) {
+        return {
+          code: 'sync_state_full',
+          message:
+            `this sync is still in its first pass and the state it carries from run to run is full (limit ${formatCount(CARRY_BYTES)} bytes); ` +
+            're-submit after the first pass has settled (status firstPassSettled: true), or in smaller re-submissions',
+        };
+      }
+    }
+    return undefined;
+  };
+  const refuseAll = (resubmission: Resubmission, why: { code: string; message: string }): ResubmissionAnswer => {
+    const refused: RefusedItem[] = resubmission.items.map((item, index) => ({
+      index,
+      ...why,
+      ...(item.fixes !== undefined ? { fixes: item.fixes } : {}),
+    }));
+    addRefused(ledger, refused);
+    return boundAnswer({ taken: [], refused });
+  };
+
+  const resubmit = async (resubmission: Resubmission): Promise<ResubmissionAnswer> => {
+    const why = cannotTake(resubmission);
+    if (why) return refuseAll(resubmission, why);
     const plan = await planTargets({
       provider,
       targets: resubmission.items.map((item, seq) => ({ seq, target: item.target })),
       ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
     });
+    // Checked again: the sync may have begun to close while the plan was made.
+    const late = cannotTake(resubmission);
+    if (late) return refuseAll(resubmission, late);
     const { answer, batches } = takeResubmission(ledger, resubmission, plan, originals());
     resubmissions.enqueue(batches);
-    return answer;
+    return boundAnswer(answer);
   };
 
   setHandler(statusQuery, report);
+  // The sync's own entries and warnings, by page: what its report had no room for.
+  setHandler(sliceEntriesQuery, (offset, limit) => pageEntries(ledger, offset, limit));
+  setHandler(sliceWarningsQuery, (offset, limit) => pageWarnings(ledger.warnings, offset, limit));
+  setHandler(rejectedElsewhereQuery, (offset, limit) => {
+    const all = ledger.elsewhere.flatMap((x) =>
+      x.workflowId ? [{ workflowId: x.workflowId, count: x.rejected + x.failed, warnings: x.warnings ?? 0 }] : [],
+    );
+    const from = Number.isFinite(offset) ? Math.max(0, Math.floor(offset)) : 0;
+    const n = Number.isFinite(limit) ? Math.min(1000, Math.max(1, Math.floor(limit))) : 1000;
+    return { total: all.length, slices: all.slice(from, from + n) };
+  });
   setHandler(finishSignal, () => {
     finishRequested = true;
   });
   setHandler(resubmitSignal, async (raw) => {
-    const parsed = ResubmissionSchema.safeParse(raw);
-    if (!parsed.success) {
-      ledger.refused.push({
-        index: -1,
-        code: 'invalid_resubmission',
-        message: parsed.error.issues.map((i) => i.message).join('; '),
-      });
+    // The payload is in history already: an over-limit or malformed one is refused once, as a whole.
+    const checked = checkResubmission(raw);
+    if (!checked.success) {
+      addRefused(ledger, [{ index: -1, code: 'invalid_resubmission', message: checked.message }]);
       return;
     }
-    await resubmit(parsed.data);
+    await resubmit(checked.data);
   });
   setHandler(resubmitUpdate, resubmit, {
     // Rejected updates never enter history: the caller gets the reason at once.
     validator: (raw) => {
-      ResubmissionSchema.parse(raw);
-      if (closing) throw new Error('the sync has closed its re-submission window; start a new sync');
+      const checked = checkResubmission(raw);
+      if (!checked.success) {
+        throw ApplicationFailure.create({
+          type: FailureType.InvalidResubmission,
+          nonRetryable: true,
+          message: `invalid re-submission: ${checked.message}`,
+        });
+      }
+      if (closing) {
+        throw ApplicationFailure.create({
+          type: FailureType.InvalidResubmission,
+          nonRetryable: true,
+          message: 'the sync has closed its re-submission window; start a new sync',
+        });
+      }
     },
   });
 
@@ -231,8 +273,8 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   /** A slice's outcome joins this run's report while it fits; past that it stays with the slice. */
   const merge = (result: SliceResult, workflowId: string) => {
     ledger.accepted += result.accepted;
-    if (ledger.calls.length < INLINE_CALLS) ledger.calls.push(...result.calls);
-    const bytes = JSON.stringify(result.entries).length + JSON.stringify(result.warnings).length;
+    addCalls(ledger, result.calls, result.callCount ?? result.calls.length);
+    const bytes = jsonBytes(result.entries) + jsonBytes(result.warnings);
     if (result.complete && inlineBytes + bytes <= INLINE_BYTES) {
       inlineBytes += bytes;
       for (const [seq, e] of Object.entries(result.entries)) ledger.entries[seq] = e;
@@ -242,7 +284,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
         workflowId,
         rejected: result.rejected,
         failed: result.failed,
-        warnings: result.warnings.length,
+        warnings: result.warningCount ?? result.warnings.length,
       });
     }
     if (result.abortReason !== undefined && abortReason === undefined) abortReason = result.abortReason;
@@ -254,6 +296,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     abortReason = await runSlice({ provider, source, pages: groups[0], options: opts }, ledger);
     nextSlice = 1;
   } else {
+    mayContinue = nextSlice < groups.length;
     // K slices at once, one call in flight each: while one slice plans or closes, the others
     // send, so the provider sees close to K calls at a time and never more.
     const childrenAtOnce = opts.concurrency;
@@ -297,9 +340,13 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     if (nextSlice < groups.length && abortReason === undefined) {
       // History stays bounded: the next run carries cursors and counts, not targets.
       await condition(() => idle() && allHandlersFinished());
+      compactForCarry(ledger);
       const next: Carried = { ledger, inlineBytes, slices, nextSlice, finishRequested };
+      const bytes = jsonBytes(next);
+      if (bytes > CARRY_BYTES) log.warn('carried state over its budget', { bytes, budget: CARRY_BYTES });
       await continueAsNew<typeof syncWorkflow>({ ...input, carried: next });
     }
+    mayContinue = false;
   }
   if (abortReason !== undefined) {
     // Slices never started are counted as failed, so the report still adds up.

@@ -1,0 +1,224 @@
+/**
+ * Bounded by construction, through the real server and the Octogen simulator: syncs whose every
+ * target is rejected (10,000 in one slice, 100,000 fanned out) close with reports under their byte
+ * budget and complete paged lists; re-submissions over their limits are refused naming the limit
+ * and the sync stays open and correct; and no history of any of these syncs holds a payload over
+ * 256 KB.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import {
+  SyncRequestError,
+  awaitFirstPass,
+  awaitReport,
+  finish,
+  getStatus,
+  listRejected,
+  resubmit,
+  startSync,
+} from '../client/index.ts';
+import { formatReport, formatResubmission } from '../client/format.ts';
+import {
+  ANSWER_BYTES,
+  MAX_ITEMS_PER_RESUBMISSION,
+  REPORT_BYTES,
+  countsAddUp,
+  jsonBytes,
+  resubmitSignal,
+  resubmitUpdate,
+  type SyncReport,
+} from '../contracts/index.ts';
+import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
+import { scanHistories } from './helpers/histories.ts';
+import { connectTestEnv, uniqueTaskQueue, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
+
+const KEY = 'bounds-test-key';
+const products = makeOctogenProducts('alpha', 10);
+
+let t: TemporalTestEnv;
+let sim: OctogenSimulator;
+let dir: string;
+/** Every task queue these tests ran syncs on: their histories are scanned at the end. */
+const taskQueues: string[] = [];
+const workerEnv = () => ({ OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: KEY });
+const run = <T>(fn: (taskQueue: string) => Promise<T>): Promise<T> => {
+  const taskQueue = uniqueTaskQueue('bounds');
+  taskQueues.push(taskQueue);
+  return withWorker(t, { env: workerEnv(), taskQueue }, fn);
+};
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'catalog-sync-bounds-'));
+  t = await connectTestEnv();
+  sim = await startOctogenSimulator({ keys: { [KEY]: ['alpha'] }, products });
+});
+afterAll(async () => {
+  await sim?.close();
+  await t?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+beforeEach(() => sim.reset());
+
+const writeNdjson = (name: string, lines: unknown[]): string => {
+  const file = path.join(dir, name);
+  writeFileSync(file, `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
+  return file;
+};
+
+/** A report is under its budget, adds up, and says where the rest of its lists are. */
+function expectBounded(report: SyncReport) {
+  expect(jsonBytes(report)).toBeLessThanOrEqual(REPORT_BYTES);
+  expect(countsAddUp(report.counts)).toBe(true);
+  const listed = report.rejected.length + report.failed.length;
+  const elsewhere = (report.rejectedElsewhere ?? []).reduce((n, x) => n + x.count, 0);
+  if (report.counts.pending === 0) {
+    expect(listed + elsewhere).toBe(report.counts.rejected + report.counts.failed);
+  }
+}
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `t${i}`);
+
+describe('a sync whose every target is rejected', () => {
+  it('10,000 provider rejections in one slice: closes, status during and after, complete paged list', async () => {
+    const targets = Array.from({ length: 10_000 }, (_, i) => ({
+      url: `https://alpha.com/products/missing-${i}?${'x'.repeat(100)}`,
+    }));
+    const file = writeNdjson('missing.ndjson', targets);
+    const out = await run(async (taskQueue) => {
+      const { workflowId } = await startSync(
+        t.client,
+        { provider: 'octogen', targetsRef: { file }, options: { resubmissionWindow: '0s' } },
+        taskQueue,
+      );
+      const during: SyncReport[] = [];
+      await awaitFirstPass(t.client, workflowId, { pollMs: 100, onProgress: (r) => during.push(r) });
+      const outcome = await awaitReport(t.client, workflowId);
+      const after = await getStatus(t.client, workflowId);
+      const all = await listRejected(t.client, workflowId);
+      return { workflowId, during, outcome, after, all };
+    });
+    expect(out.outcome.abortReason).toBeUndefined();
+    const { report } = out.outcome;
+    expect(report.phase).toBe('closed');
+    expect(report.counts).toMatchObject({ submitted: 10_000, rejected: 10_000, accepted: 0, pending: 0 });
+    expect(out.during.length).toBeGreaterThan(0);
+    for (const r of [...out.during, report, out.after]) expectBounded(r);
+    // The sync keeps what its report had no room for, and names itself as where it is.
+    expect(report.omitted?.rejected).toBeGreaterThan(0);
+    expect(report.rejectedElsewhere).toEqual([
+      { workflowId: out.workflowId, count: report.omitted?.rejected, warnings: 0 },
+    ]);
+    expect(out.after.counts).toEqual(report.counts);
+    // The complete list: every id exactly once, each with its echo and the provider's code.
+    expect(out.all.rejected.map((r) => r.id)).toEqual(ids(10_000));
+    expect(out.all.rejected.every((r) => r.code === 'product_not_found')).toBe(true);
+    expect(out.all.rejected[9_999]?.target).toEqual(targets[9_999]);
+    // The text report prints, names what it left out and how to list everything.
+    const text = formatReport(out.workflowId, report, 'http://ui');
+    expect(text).toMatch(/left out of this report/);
+    expect(text).toMatch(/listRejected/);
+  });
+
+  it('100,000 validation rejections fanned out: closes with a complete paged list', async () => {
+    const file = writeNdjson(
+      'invalid.ndjson',
+      Array.from({ length: 100_000 }, (_, i) => ({ uuid: `not-a-uuid-${i}` })),
+    );
+    const out = await run(async (taskQueue) => {
+      const { workflowId } = await startSync(
+        t.client,
+        { provider: 'octogen', targetsRef: { file }, options: { resubmissionWindow: '0s' } },
+        taskQueue,
+      );
+      const outcome = await awaitReport(t.client, workflowId);
+      const after = await getStatus(t.client, workflowId);
+      const all = await listRejected(t.client, workflowId);
+      return { outcome, after, all };
+    });
+    const { report } = out.outcome;
+    expect(report.phase).toBe('closed');
+    expect(report.counts).toMatchObject({ submitted: 100_000, rejected: 100_000, pending: 0 });
+    expectBounded(report);
+    expectBounded(out.after);
+    expect(report.rejectedElsewhere?.length).toBeGreaterThan(1);
+    expect(out.all.rejected.map((r) => r.id)).toEqual(ids(100_000));
+    expect(out.all.rejected.every((r) => r.code === 'invalid_target')).toBe(true);
+    expect(sim.requests).toHaveLength(0);
+  });
+});
+
+describe('a re-submission over its limits', () => {
+  it('is refused naming the limit, by library, update and signal; the sync stays open and takes a valid one', async () => {
+    const targets = [
+      { uuid: products[0]!.uuid },
+      { url: 'https://alpha.com/products/gone-1' },
+      { url: 'https://alpha.com/products/gone-2' },
+    ];
+    const out = await run(async (taskQueue) => {
+      const { workflowId } = await startSync(
+        t.client,
+        { provider: 'octogen', targets, options: { resubmissionWindow: '10m' } },
+        taskQueue,
+      );
+      await awaitFirstPass(t.client, workflowId);
+      const h = t.client.workflow.getHandle(workflowId);
+      // 10,000 refused items (1.8 MB): the library refuses at once, naming the limits and the fix.
+      const big = Array.from({ length: 10_000 }, (_, i) => ({
+        fixes: 't1',
+        target: { url: `https://alpha.com/products/gone-1?${'y'.repeat(150)}&n=${i}` },
+      }));
+      const library = await resubmit(t.client, workflowId, big).catch((e: unknown) => e);
+      // Past the library (a raw client): 10,000 small items, under the byte limit, over the item limit.
+      const small = { items: Array.from({ length: 10_000 }, () => ({ target: 1 })) };
+      const byUpdate = await h.executeUpdate(resubmitUpdate, { args: [small] }).catch((e: unknown) => e);
+      await h.signal(resubmitSignal, small);
+      // The most a re-submission may carry, every item refused: answered, every index and code kept.
+      const most = Array.from({ length: MAX_ITEMS_PER_RESUBMISSION }, (_, i) => ({
+        fixes: `t${1_000_000 + i}`,
+        target: { uuid: `bad-${i}` },
+      }));
+      const answer = await resubmit(t.client, workflowId, most);
+      const open = await getStatus(t.client, workflowId);
+      const valid = await resubmit(t.client, workflowId, [{ fixes: 't1', target: { uuid: products[1]!.uuid } }]);
+      await finish(t.client, workflowId);
+      const final = await awaitReport(t.client, workflowId);
+      return { library, byUpdate, answer, open, valid, final };
+    });
+    expect(out.library).toBeInstanceOf(SyncRequestError);
+    expect((out.library as Error).message).toMatch(/10,000 items, over the limit of 2,000 per re-submission; split it/);
+    expect(out.byUpdate).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect(String((out.byUpdate as WorkflowUpdateFailedError).cause?.message)).toMatch(
+      /over the limit of 2,000 per re-submission/,
+    );
+    expect(jsonBytes(out.answer)).toBeLessThanOrEqual(ANSWER_BYTES);
+    expect(out.answer.taken).toEqual([]);
+    expect(out.answer.refused.map((r) => r.index)).toEqual(
+      Array.from({ length: MAX_ITEMS_PER_RESUBMISSION }, (_, i) => i),
+    );
+    expect(out.answer.refused.every((r) => r.code === 'invalid_target' || r.code === 'unknown_target')).toBe(true);
+    expect(formatResubmission(out.answer)).toMatch(/^taken 0, refused 2000/);
+    // Still open and correct: the signal's refusal is in the report, capped lists say what they left out.
+    expect(out.open.phase).toBe('open');
+    expectBounded(out.open);
+    expect(out.open.refused[0]).toMatchObject({ index: -1, code: 'invalid_resubmission' });
+    expect(out.open.refused[0]?.message).toMatch(/over the limit of 2,000 per re-submission/);
+    expect(out.open.refused.length + (out.open.omitted?.refused ?? 0)).toBe(1 + MAX_ITEMS_PER_RESUBMISSION);
+    expect(out.valid).toEqual({ taken: [{ index: 0, id: 't3', supersedes: 't1' }], refused: [] });
+    const { report } = out.final;
+    expect(report.closedReason).toBe('finished');
+    expect(report.counts).toMatchObject({ submitted: 4, accepted: 2, rejected: 1, superseded: 1, pending: 0 });
+    expectBounded(report);
+  });
+});
+
+describe('histories', () => {
+  it('no event of any of these syncs carries a payload over 256 KB', async () => {
+    const scan = await scanHistories(t.client, taskQueues);
+    expect(scan.runs).toBeGreaterThanOrEqual(3 + 10);
+    expect(scan.over).toEqual([]);
+    expect(scan.largest?.bytes ?? 0).toBeLessThanOrEqual(256 * 1024);
+  });
+});
