@@ -140,9 +140,20 @@ export const TargetsRefSchema = z.union([
   z.strictObject({ file: z.string().min(1, 'file: a path every worker can read') }),
   z.strictObject({ url: z.url({ protocol: /^https?$/, error: 'url: an http(s) URL of NDJSON' }) }),
 ]);
-export type TargetsRef = z.infer<typeof TargetsRefSchema>;
+/**
+ * A reference as the sync carries it. `spooled` marks a file the client (or a change feed) wrote to
+ * the private spool folder for this sync: the sync deletes it when it closes. `sealed`: each of its
+ * lines is encrypted with the codec key (CATALOG_SYNC_CODEC_KEYS). Callers never set either: the
+ * request schema above is strict.
+ */
+export type TargetsRef = { file: string; spooled?: true; sealed?: true } | { url: string };
 
+/** Where a sync's targets are; a spooled source is a `ref` whose `ref.spooled` is set. */
 export type TargetSource = { kind: 'inline'; targets: unknown[] } | { kind: 'ref'; ref: TargetsRef };
+
+/** True for a source the sync owns (a spooled file): released when the sync closes. */
+export const isSpooled = (source: TargetSource): boolean =>
+  source.kind === 'ref' && 'file' in source.ref && source.ref.spooled === true;
 
 /** The caller's idempotency key: it becomes part of the workflow ID, so printable text only. */
 export const SyncKeySchema = z

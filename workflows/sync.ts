@@ -54,6 +54,7 @@ import { takeResubmission } from './resubmission.ts';
 import { publish, recordOutcome, type Published } from './visibility.ts';
 import { createSender } from './sender.ts';
 import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
+import { releaseSpooledSource } from './release.ts';
 
 /** Bytes of entries and warnings a sync keeps itself; past this, a slice's stay in its own workflow. */
 const INLINE_BYTES = 128 * 1024;
@@ -407,6 +408,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     closedReason: abortReason !== undefined ? 'aborted' : closedReason,
     ...counts(ledger),
   });
+  await releaseSpooledSource(source); // a spooled source is the sync's own: gone once it closes
 
   if (abortReason !== undefined) {
     closedReason = 'aborted';
