@@ -4,7 +4,7 @@
  * on (inline targets are validated at once; 202 when anything was accepted, 400 with the same
  * shape when nothing was), is guarded by bearer tokens, and describes itself at GET /openapi.json.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, isGrpcServiceError, type Client } from '@temporalio/client';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
@@ -18,7 +18,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { providerNames } from '../activities/providers/index.ts';
-import { ResubmissionSchema, SyncRequestSchema } from '../contracts/index.ts';
+import { MAX_ITEMS_PER_RESUBMISSION, ResubmissionSchema, SyncRequestSchema } from '../contracts/index.ts';
 import {
   ErrorBodySchema,
   FinishAnswerSchema,
@@ -29,11 +29,20 @@ import {
   SyncIdParamsSchema,
   SyncReportSchema,
   apiSchemas,
+  exactRequestSchemas,
   openApiInfo,
   type ErrorBody,
   type SubmitAnswer,
 } from './openapi.ts';
-import { SyncRequestError, finish, getStatus, resubmit, startSync, syncWorkflowId } from './sync-client.ts';
+import {
+  SyncKeyConflictError,
+  SyncRequestError,
+  finish,
+  getStatus,
+  resubmit,
+  startSync,
+  syncWorkflowId,
+} from './sync-client.ts';
 import { refuseCallerSource } from './sources.ts';
 import { checkSyncRequest } from './request-check.ts';
 
@@ -48,6 +57,18 @@ export interface HttpFrontOptions {
   /** Largest request body in bytes (default 16 MiB); inline requests over 256 KB go to the spool folder. */
   bodyLimit?: number;
 }
+
+/** Deepest nesting of arrays and objects a request body may have (a target needs a few levels). */
+export const MAX_JSON_DEPTH = 64;
+
+/** Largest body of a re-submission, in bytes: room for its item limit, refused before parsing beyond. */
+const RESUBMISSION_BODY_LIMIT = 4 * 1024 * 1024;
+
+/** Longest path parameter the router takes (ids are at most 1,000 characters; longer get a 400, never a 414). */
+const MAX_PARAM_LENGTH = 16 * 1024;
+
+/** The header every answer carries its request's ID in (the `requestId` of POST /v1/syncs). */
+export const REQUEST_ID_HEADER = 'x-request-id';
 
 /** Routes anyone may call: the API's own description and the liveness probe. */
 const OPEN_ROUTES = new Set(['/openapi.json', '/healthz']);
@@ -66,6 +87,61 @@ class HttpError extends Error {
 }
 
 const errorBody = (code: string, message: string): ErrorBody => ({ error: { code, message } });
+
+const mib = (bytes: number): string =>
+  bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes.toLocaleString('en-US')} bytes`;
+
+/**
+ * The deepest nesting of a JSON text, counted without parsing it (no recursion, so no stack to
+ * overflow); stops counting once past `limit`.
+ */
+function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \\ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      depth++;
+      if (depth > deepest) {
+        deepest = depth;
+        if (deepest > limit) return deepest;
+      }
+    } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
+  }
+  return deepest;
+}
+
+/** Node 20's String.prototype.isWellFormed (not in the ES2022 lib types). */
+const isWellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
+
+/**
+ * The path of the first string (or object key) in a parsed body that is not well-formed Unicode (a
+ * lone surrogate, which no UTF-8 system can carry), such as "targets.3.url"; undefined if none.
+ * Iterative: the depth was bounded before parsing, but no recursion is needed either.
+ */
+function illFormedText(value: unknown): string | undefined {
+  const stack: [unknown, string][] = [[value, '']];
+  const at = (base: string, key: string | number): string => (base === '' ? String(key) : `${base}.${key}`);
+  while (stack.length > 0) {
+    const [v, where] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (!isWellFormed(v)) return where || 'request';
+    } else if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], at(where, i)]);
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) {
+        if (!isWellFormed(k)) return at(where, k.replace(/[\uD800-\uDFFF]/g, '\uFFFD'));
+        stack.push([child, at(where, k)]);
+      }
+    }
+  }
+  return undefined;
+}
 
 /**
  * Compares a presented token with every configured one in constant time: each is hashed first (so
@@ -119,8 +195,29 @@ function fromTemporal(err: unknown, id: string): unknown {
     const reason = err.cause?.message ?? err.message;
     return new HttpError(409, 'sync_closed', `sync "${id}" takes no re-submission: ${reason}`);
   }
-  if (isGrpcServiceError(err) && err.code === 14 /* UNAVAILABLE */) {
-    return new HttpError(503, 'temporal_unavailable', 'the Temporal server cannot be reached; try again later');
+  // The client wraps gRPC errors (ServiceError, with the gRPC error as its cause).
+  const grpc = isGrpcServiceError(err)
+    ? err
+    : isGrpcServiceError((err as Error | undefined)?.cause)
+      ? (err as Error).cause
+      : undefined;
+  if (isGrpcServiceError(grpc)) {
+    switch (grpc.code) {
+      case 3 /* INVALID_ARGUMENT */:
+        return new HttpError(
+          400,
+          'invalid_request',
+          `Temporal refused the request for "${id}" (${grpc.details.split('\n')[0]}): check the id, the key and the options`,
+        );
+      case 4 /* DEADLINE_EXCEEDED */:
+      case 8 /* RESOURCE_EXHAUSTED */:
+      case 14 /* UNAVAILABLE */:
+        return new HttpError(
+          503,
+          'temporal_unavailable',
+          'the Temporal server cannot answer right now; try again later',
+        );
+    }
   }
   return err;
 }
@@ -155,6 +252,35 @@ const CLIENT_ERROR_CODES: Record<number, string> = {
   415: 'unsupported_media_type',
 };
 
+/** Fastify's own 4xx errors, as one line naming what to change. */
+function clientErrorMessage(
+  err: FastifyError,
+  request: { method: string; url: string; headers: Record<string, unknown> },
+  bodyLimit: number,
+): string {
+  const route = request.url.split('?')[0] ?? '';
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return /\/resubmit$/.test(route)
+        ? `request body: over the limit of ${mib(Math.min(bodyLimit, RESUBMISSION_BODY_LIMIT))} for a re-submission; split it into ` +
+            `re-submissions of at most ${MAX_ITEMS_PER_RESUBMISSION.toLocaleString('en-US')} items`
+        : `request body: over this server's limit of ${mib(bodyLimit)}; give a large catalog by targetsRef ` +
+            '(an NDJSON URL the workers may read), or split it into several syncs';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_EMPTY_TYPE':
+    case 'FST_ERR_CTP_INVALID_TYPE': {
+      const sent = request.headers['content-type'];
+      return `Content-Type: ${typeof sent === 'string' && sent !== '' ? `"${sent.slice(0, 100)}" is not accepted` : 'missing'}; send Content-Type: application/json with a JSON body`;
+    }
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'request body: empty; send a JSON body with Content-Type: application/json';
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return 'request body: its length differs from the Content-Length header; send the body whole';
+    default:
+      return err.message;
+  }
+}
+
 /** Builds the HTTP front (not listening yet: call `listen`, or use startHttpFront). */
 export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyInstance> {
   const tokens = parseTokens(opts.tokens);
@@ -176,6 +302,7 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
     if (memo?.caller !== caller) throw notFound(id);
   };
   const { client, taskQueue } = opts;
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
 
   const app = Fastify({
     logger: opts.logger
@@ -184,15 +311,47 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
           redact: { paths: ['req.headers.authorization', 'headers.authorization'], censor: '[redacted]' },
         }
       : false,
-    bodyLimit: opts.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    bodyLimit,
+    // Every request gets an ID of ours (never the caller's): answered in X-Request-Id, and as
+    // `requestId` by POST /v1/syncs.
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    // Ids longer than the schema's 1,000 characters get a 400 that says so, not the router's 414.
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
   });
   // Fastify's own JSON parser (prototype-poisoning checks included), except that an empty body
   // is no body: many clients send `Content-Type: application/json` with POST /finish.
   const jsonParser = app.getDefaultJsonParser('error', 'error');
+  // JSON only: no text/plain (Fastify's other default) body reaches a route; others get a 415.
+  app.removeAllContentTypeParsers();
+  // Nesting is bounded before parsing (deep bodies overflowed the stack later, in serialization),
+  // and every string must be well-formed Unicode (a lone surrogate reached Temporal as a 500).
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text === '') done(null, undefined);
-    else void jsonParser(request, text, done);
+    if (text === '') return done(null, undefined);
+    const depth = jsonDepth(text, MAX_JSON_DEPTH);
+    if (depth > MAX_JSON_DEPTH) {
+      const err = new HttpError(
+        400,
+        'invalid_request',
+        `request body: JSON nested more than ${MAX_JSON_DEPTH} levels deep (the limit is ${MAX_JSON_DEPTH}); ` +
+          'send targets as flat objects (a few levels of nesting at most)',
+      );
+      return done(err as unknown as FastifyError, undefined);
+    }
+    void jsonParser(request, text, (err, value) => {
+      if (err) return done(err, undefined);
+      const where = illFormedText(value);
+      if (where !== undefined) {
+        const bad = new HttpError(
+          400,
+          'invalid_request',
+          `${where}: text that is not well-formed Unicode (a lone surrogate such as \\ud800); send valid UTF-8 text`,
+        );
+        return done(bad as unknown as FastifyError, undefined);
+      }
+      done(null, value);
+    });
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -200,10 +359,40 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
   await app.register(fastifySwagger, {
     openapi: openApiInfo,
     transform: createJsonSchemaTransform({ schemaRegistry: apiSchemas }),
-    transformObject: createJsonSchemaTransformObject({ schemaRegistry: apiSchemas }),
+    transformObject: (input) =>
+      exactRequestSchemas(createJsonSchemaTransformObject({ schemaRegistry: apiSchemas })(input), providerNames()),
+  });
+
+  // Which methods each path answers, for the 405s below (HEAD comes with every GET).
+  const routes: { pattern: RegExp; methods: Set<string> }[] = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:\w+/g, '[^/]+')}$`);
+    let entry = routes.find((r) => r.pattern.source === pattern.source);
+    if (!entry) routes.push((entry = { pattern, methods: new Set() }));
+    for (const m of [route.method].flat()) {
+      entry.methods.add(m);
+      if (m === 'GET') entry.methods.add('HEAD');
+    }
   });
 
   app.addHook('onRequest', async (request, reply) => {
+    if (!request.is404) return;
+    const route = request.url.split('?')[0] ?? '';
+    const allowed = routes.find((r) => r.pattern.test(route))?.methods;
+    if (!allowed) return; // an unknown path: the 404 handler answers (after the token check)
+    const allow = [...allowed].sort().join(', ');
+    return reply
+      .code(405)
+      .header('allow', allow)
+      .send(errorBody('method_not_allowed', `${request.method} is not allowed on ${route}; use ${allow}`));
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id);
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (reply.sent) return;
     if (OPEN_ROUTES.has(request.routeOptions.url ?? '')) return;
     const token = bearerToken(request.headers.authorization);
     const match = token !== undefined ? owner(token) : undefined;
@@ -224,7 +413,9 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
-      return reply.code(status).send(errorBody(CLIENT_ERROR_CODES[status] ?? 'invalid_request', err.message));
+      return reply
+        .code(status)
+        .send(errorBody(CLIENT_ERROR_CODES[status] ?? 'invalid_request', clientErrorMessage(err, request, bodyLimit)));
     }
     request.log.error({ err }, 'request failed');
     return reply.code(500).send(errorBody('internal', 'the request failed on our side; try again, or tell us'));
@@ -270,17 +461,24 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
       schema: {
         summary: 'Start a sync',
         description:
-          'Validates the inline targets against the provider\u2019s schema at once and starts the sync with ' +
-          'every target (malformed ones are reported rejected by the sync too, so its counts equal what ' +
-          'was sent). 202 when anything was accepted; 400 with the same shape, and nothing started, when ' +
-          'nothing was; 400 with an error when the request itself is not a sync request. `key` is an ' +
-          'idempotency key: the same key answers with the same workflow ID and `started: false`.',
+          'Give exactly one of `targets` (inline) and `targetsRef`. Validates the inline targets against the ' +
+          'provider\u2019s schema at once and starts the sync with every target (malformed ones are reported ' +
+          'rejected by the sync too, so its counts equal what was sent). 202 when anything was accepted: ' +
+          '`accepted` lists the targets taken into the sync, validated but not yet sent to the provider (the ' +
+          'sync\u2019s status says what the provider made of each). 400 with the same shape, and nothing ' +
+          'started, when nothing was accepted; 400 with an error when the request itself is not a sync ' +
+          'request. `key` is an idempotency key: the same key with the same request answers 202 with the ' +
+          'existing sync\u2019s ID and `started: false`; with a different request, 409 `key_conflict`. ' +
+          `413 for a body over the server\u2019s limit (default ${mib(DEFAULT_BODY_LIMIT)}): send a large ` +
+          'catalog by `targetsRef`. 415 unless the body is `Content-Type: application/json`. JSON nested more ' +
+          `than ${MAX_JSON_DEPTH} levels, and text that is not well-formed Unicode, get a 400 naming the field. ` +
+          'Every answer carries the request\u2019s ID in the X-Request-Id header.',
         operationId: 'startSync',
         body: SyncRequestSchema,
         response: {
           202: SubmitAnswerSchema,
           400: z.union([SubmitAnswerSchema, ErrorBodySchema]),
-          ...errors(401, 413, 415, 500, 503),
+          ...errors(401, 409, 413, 415, 500, 503),
         },
       },
     },
@@ -292,9 +490,21 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
         checked = checkSyncRequest(req);
       } catch (err) {
         if (!(err instanceof SyncRequestError)) throw err;
-        throw new HttpError(400, err.message.startsWith('provider:') ? 'unknown_provider' : 'invalid_request', err.message);
+        throw new HttpError(
+          400,
+          err.message.startsWith('provider:') ? 'unknown_provider' : 'invalid_request',
+          err.message,
+        );
       }
-      const answer: SubmitAnswer = { workflowId: null, submitted: null, accepted: [], rejected: [], started: false };
+      const answer: SubmitAnswer = {
+        requestId: request.id,
+        workflowId: null,
+        workflowError: null,
+        submitted: null,
+        accepted: [],
+        rejected: [],
+        started: false,
+      };
       if (req.targets) {
         answer.submitted = req.targets.length;
         const refused = new Map(checked.problems.map((p) => [p.index, p]));
@@ -303,7 +513,11 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
           if (problem === undefined) answer.accepted.push(target);
           else answer.rejected.push({ index, target, code: problem.code, message: problem.message });
         });
-        if (answer.accepted.length === 0) return reply.code(400).send(answer);
+        if (answer.accepted.length === 0) {
+          answer.workflowError =
+            'no target passed validation, so no sync was started: fix the rejected targets and send them again';
+          return reply.code(400).send(answer);
+        }
       }
       let started;
       try {
@@ -317,6 +531,16 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
           { ...(caller !== undefined ? { memo: { caller } } : {}) },
         );
       } catch (err) {
+        if (err instanceof SyncKeyConflictError) {
+          // The caller's own key, never the namespaced one (a scoped caller's prefix is ours).
+          throw new HttpError(
+            409,
+            'key_conflict',
+            `key "${req.key ?? err.key}" already names sync ${err.workflowId}, started with a different request ` +
+              '(provider, targets, targetsRef or options): use a new key for this request, or resend the same ' +
+              'request to get the existing sync',
+          );
+        }
         if (err instanceof SyncRequestError) throw new HttpError(400, 'invalid_request', err.message);
         throw fromTemporal(err, syncWorkflowId(req.provider, req.key ?? '<new>'));
       }
@@ -360,6 +584,20 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
         params: SyncIdParamsSchema,
         body: ResubmissionSchema,
         response: { 200: ResubmissionAnswerSchema, ...errors(400, 401, 404, 409, 413, 415, 500, 503) },
+      },
+      bodyLimit: Math.min(bodyLimit, RESUBMISSION_BODY_LIMIT),
+      // Over the item limit: refused at once, before a single item is validated or sent to Temporal.
+      preValidation: async (request) => {
+        const items = (request.body as { items?: unknown } | undefined)?.items;
+        if (Array.isArray(items) && items.length > MAX_ITEMS_PER_RESUBMISSION) {
+          const limit = MAX_ITEMS_PER_RESUBMISSION.toLocaleString('en-US');
+          throw new HttpError(
+            400,
+            'too_many_items',
+            `items: ${items.length.toLocaleString('en-US')} items, over the limit of ${limit} per re-submission; ` +
+              `split them into re-submissions of at most ${limit} items`,
+          );
+        }
       },
     },
     async (request) => {

@@ -13,6 +13,7 @@ import {
   type ProviderCall,
   type RefusedItem,
   type Rejection,
+  type ReportOmissions,
   type ResubmissionAnswer,
   type SyncReport,
   type Warning,
@@ -58,26 +59,42 @@ export const SubmitRejectionSchema = z.object({
 
 export const SubmitAnswerSchema = named(
   z.object({
+    requestId: described(
+      z.string(),
+      'this request\u2019s own ID (also in the X-Request-Id header): quote it when asking about the request',
+    ),
     workflowId: described(
       z.string().nullable(),
-      'the sync\u2019s workflow ID; null when nothing was accepted and so nothing was started',
+      'the sync\u2019s workflow ID (for a key that already named a sync with this same request, that sync\u2019s); ' +
+        'null when nothing was started',
+    ),
+    workflowError: described(
+      z.string().nullable(),
+      'null when the sync was started (or already existed); otherwise why it was not, and the fix',
     ),
     submitted: described(
       z.number().int().nonnegative().nullable(),
       'how many inline targets the request carried; null for targets by reference (the sync validates those itself)',
     ),
-    accepted: described(z.array(z.unknown()), 'the inline targets that passed validation, as sent'),
+    accepted: described(
+      z.array(z.unknown()),
+      'the inline targets that passed validation, as sent, and so were taken into the sync. At this point they ' +
+        'are validated, not yet sent: the provider has not seen them. What the provider made of each ' +
+        '(accepted, rejected, failed) is in the sync\u2019s status, GET /v1/syncs/{id}',
+    ),
     rejected: described(
       z.array(SubmitRejectionSchema),
       'the malformed inline targets (the sync reports them as rejected too), each naming the field and the fix',
     ),
     started: described(
       z.boolean(),
-      'false when a sync with this key already existed (nothing new was started) or nothing was accepted',
+      'true when this request started the sync; false when a sync with this key and this same request ' +
+        'already existed (nothing new was started), or when nothing was accepted',
     ),
   }),
   'SubmitAnswer',
-  'The answer to a sync request, shaped like Octogen\u2019s: 202 when anything was accepted, 400 when nothing was.',
+  'The answer to a sync request, shaped like Octogen\u2019s: 202 when anything was taken into the sync, ' +
+    '400 when nothing was. `accepted` means validated and taken into the sync, not yet sent to the provider.',
 );
 export type SubmitAnswer = z.infer<typeof SubmitAnswerSchema>;
 
@@ -198,6 +215,31 @@ export const OpenApiDocumentSchema = z.looseObject({
 named(SyncRequestSchema, 'SyncRequest', 'A sync request: a provider and its targets, inline or by reference.');
 named(ResubmissionSchema, 'Resubmission', 'Corrected targets for rejections of an open sync.');
 
+/**
+ * What the request schemas say beyond what zod's JSON Schema carries: a sync request gives exactly
+ * one of `targets` and `targetsRef` (a zod refinement, invisible to JSON Schema), and its provider
+ * is one of those the server knows. Applied to the generated document (both its input and output
+ * forms of the schema).
+ */
+export function exactRequestSchemas<T extends object>(doc: T, providers: readonly string[]): T {
+  const schemas = (doc as { components?: { schemas?: Record<string, unknown> } }).components?.schemas;
+  for (const name of ['SyncRequest', 'SyncRequestInput']) {
+    const schema = schemas?.[name] as
+      { properties?: Record<string, Record<string, unknown>>; oneOf?: unknown } | undefined;
+    if (!schema?.properties) continue;
+    schema.properties.provider = {
+      type: 'string',
+      enum: [...providers],
+      description: 'the provider to sync to',
+    };
+    schema.oneOf = [
+      { required: ['targets'], description: 'targets inline' },
+      { required: ['targetsRef'], description: 'targets by reference' },
+    ];
+  }
+  return doc;
+}
+
 export const openApiInfo = {
   openapi: '3.1.0',
   info: {
@@ -232,5 +274,6 @@ const mirrors: [
   Mirrors<ResubmissionAnswer, typeof ResubmissionAnswerSchema>,
   Mirrors<SyncReport['superseded'][number], typeof SupersededSchema>,
   Mirrors<NonNullable<SyncReport['rejectedElsewhere']>[number], typeof RejectedElsewhereSchema>,
-] = [true, true, true, true, true, true, true, true, true, true];
+  Mirrors<ReportOmissions, typeof OmissionsSchema>,
+] = [true, true, true, true, true, true, true, true, true, true, true];
 void mirrors;

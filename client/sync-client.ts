@@ -2,11 +2,11 @@
  * The typed library other services import: start a sync, read its status, re-submit, finish,
  * and await its report, each with the caller's own Temporal Client.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
   FailureType,
@@ -37,6 +37,58 @@ import { SyncRequestError, checkSyncRequest, nothingValidMessage } from './reque
 
 // A request the client refuses before anything is started: one line naming the field and the fix.
 export { SyncRequestError } from './request-check.ts';
+
+/**
+ * The key names a sync that was started with a different request (provider, targets or their
+ * reference, options): nothing is started, and the existing sync is not touched. Resend the same
+ * request to get the existing sync, or use a new key for this one.
+ */
+export class SyncKeyConflictError extends SyncRequestError {
+  override readonly name: string = 'SyncKeyConflictError';
+  constructor(
+    /** The key as the caller gave it. */
+    readonly key: string,
+    /** The sync the key already names. */
+    readonly workflowId: string,
+  ) {
+    super(
+      `key "${key}" already names sync ${workflowId}, started with a different request: ` +
+        'use a new key for this request, or resend the same request to get the existing sync',
+    );
+  }
+}
+
+/** The memo field holding the fingerprint of the request a sync was started with. */
+export const REQUEST_HASH_MEMO = 'requestHash';
+
+/** JSON with object keys sorted at every level (arrays keep their order); `undefined` fields left out. */
+function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/**
+ * The fingerprint of a normalized request: sha256 of its canonical JSON (provider, the targets
+ * themselves or the reference, options, and the scoped caller if any; not the key, which is the
+ * workflow ID). Inline targets are hashed one by one, so a large request is never one huge string;
+ * a request spooled to a file hashes the same as it did inline.
+ */
+export function requestFingerprint(req: SyncRequest, caller?: string): string {
+  const hash = createHash('sha256');
+  hash.update(canonicalJson({ v: 1, provider: req.provider, options: req.options ?? {}, caller: caller ?? null }));
+  if (req.targets) {
+    hash.update('\ntargets');
+    for (const t of req.targets) hash.update(`\n${canonicalJson(t)}`);
+  } else if (req.targetsRef) {
+    const ref = 'file' in req.targetsRef ? { file: path.resolve(req.targetsRef.file) } : { url: req.targetsRef.url };
+    hash.update(`\ntargetsRef\n${canonicalJson(ref)}`);
+  }
+  return hash.digest('hex');
+}
 
 /** Readable and idempotent: the same provider and key always name the same workflow. */
 export const syncWorkflowId = (provider: string, key?: string): string =>
@@ -83,6 +135,13 @@ export async function startSync(
 ): Promise<StartedSync> {
   const req = parseRequest(request);
   const workflowId = syncWorkflowId(req.provider, req.key);
+  const caller = typeof opts.memo?.caller === 'string' ? opts.memo.caller : undefined;
+  const requestHash = requestFingerprint(req, caller);
+  // A key names one request: answer a retry with its sync before anything is written or started.
+  if (req.key !== undefined) {
+    const existing = await existingSync(client, workflowId, req.key, requestHash);
+    if (existing) return existing;
+  }
   const input: SyncInput = {
     provider: req.provider,
     source: await sourceOf(req, workflowId),
@@ -96,7 +155,7 @@ export async function startSync(
       args: [input],
       staticSummary: `${req.provider} sync of ${targets}${req.key ? ` (key ${req.key})` : ''}`,
       // Operators filter syncs by these in the UI; a namespace without them opts out.
-      ...(opts.memo ? { memo: opts.memo } : {}),
+      memo: { ...opts.memo, [REQUEST_HASH_MEMO]: requestHash },
       ...((opts.searchAttributes ?? process.env.CATALOG_SYNC_SEARCH_ATTRIBUTES !== 'off')
         ? {
             typedSearchAttributes: [
@@ -111,8 +170,11 @@ export async function startSync(
     });
     return { workflowId, started: true };
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError && req.key !== undefined)
-      return { workflowId, started: false };
+    // Started by someone else between the check above and now: the same comparison decides.
+    if (err instanceof WorkflowExecutionAlreadyStartedError && req.key !== undefined) {
+      const existing = await existingSync(client, workflowId, req.key, requestHash);
+      if (existing) return existing;
+    }
     if (/search attribute/i.test((err as Error).message)) {
       throw new SyncRequestError(
         `the namespace has not registered the CatalogSync* search attributes (${(err as Error).message.split('\n')[0]}): ` +
@@ -121,6 +183,27 @@ export async function startSync(
     }
     throw err;
   }
+}
+
+/**
+ * The sync a key already names, if any: the same request answers with it (`started: false`); a
+ * different one (or a sync started before requests were fingerprinted) is a SyncKeyConflictError.
+ */
+async function existingSync(
+  client: Client,
+  workflowId: string,
+  key: string,
+  requestHash: string,
+): Promise<StartedSync | undefined> {
+  let memo: Record<string, unknown> | undefined;
+  try {
+    ({ memo } = await client.workflow.getHandle(workflowId).describe());
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+  if (memo?.[REQUEST_HASH_MEMO] !== requestHash) throw new SyncKeyConflictError(key, workflowId);
+  return { workflowId, started: false };
 }
 
 /** Inline requests past this many bytes of JSON go by reference (Temporal payloads stop at ~2 MB). */

@@ -91,5 +91,14 @@ it('refuses bodies that are not JSON, or too large, with their own codes', async
     headers,
     payload: `${'['.repeat(10_000)}${']'.repeat(10_000)}`,
   });
-  expect(deep.statusCode).toBeLessThan(500);
+  expect(deep.statusCode).toBe(400);
+  expect(deep.json()).toMatchObject({ error: { code: 'invalid_request', message: expect.stringMatching(/nested/) } });
+  const plain = await app.inject({
+    method: 'POST',
+    url: '/v1/syncs',
+    headers: { ...headers, 'content-type': 'text/plain' },
+    payload: '{"provider": "octogen"}',
+  });
+  expect(plain.statusCode).toBe(415);
+  expect(plain.json()).toMatchObject({ error: { message: expect.stringMatching(/application\/json/) } });
 });

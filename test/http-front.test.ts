@@ -3,17 +3,16 @@
  * Every answer is checked against the response schema the server's own OpenAPI document declares
  * for its route and status.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpFront, tokenChecker, type RunningHttpFront } from '../client/http-front.ts';
-import { awaitReport, syncWorkflowId } from '../client/index.ts';
+import { SyncKeyConflictError, awaitReport, startSync, syncWorkflowId } from '../client/index.ts';
+import { MAX_ITEMS_PER_RESUBMISSION } from '../contracts/index.ts';
 import { countsAddUp, type SyncReport } from '../contracts/index.ts';
+import { startNdjsonHost, type NdjsonHost } from '../simulators/ndjson-host.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { connectTestEnv, makeWorker, uniqueKey, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
 
@@ -26,11 +25,14 @@ const SHOP_A = 'scoped-token-shop-a';
 const SHOP_B = 'scoped-token-shop-b';
 const alpha = makeOctogenProducts('alpha', 40);
 const missingUrl = 'https://alpha.com/products/does-not-exist';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 let t: TemporalTestEnv;
 let sim: OctogenSimulator;
+let host: NdjsonHost;
 let front: RunningHttpFront;
 let stopWorker: () => Promise<void>;
+let taskQueue: string;
 let doc: OpenApiDoc;
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
@@ -107,6 +109,31 @@ const submit = (body: unknown, token?: string | null) =>
   call('POST', '/v1/syncs', { body, ...(token !== undefined ? { token } : {}) });
 const status = (id: string) => call('GET', '/v1/syncs/{id}', { params: { id } });
 
+/**
+ * Sends anything (any method, raw body, any headers) and checks the answer is the document's Error
+ * shape: for answers no operation declares, such as a 405 for a method no route has.
+ */
+async function raw(
+  method: string,
+  url: string,
+  opts: { body?: string; headers?: Record<string, string>; token?: string | null } = {},
+): Promise<Answer> {
+  const token = opts.token === undefined ? TOKEN : opts.token;
+  const res = await request(`${front.url}${url}`, {
+    method,
+    headers: { ...(token !== null ? { authorization: `Bearer ${token}` } : {}), ...opts.headers },
+    ...(opts.body !== undefined ? { body: opts.body } : {}),
+  });
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  const answer = { status: res.statusCode, headers: res.headers, body: await res.body.json() };
+  const validate = ajv.getSchema('openapi.json#/components/schemas/Error')!;
+  expect(validate(answer.body), `${method} ${url} ${answer.status}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+  expect(answer.headers['x-request-id']).toMatch(UUID);
+  return answer;
+}
+
+const messageOf = (answer: Answer): string => (answer.body as { error: { message: string } }).error.message;
+
 /** Polls GET /v1/syncs/{id} (each answer checked against the document) until `done` holds. */
 async function statusUntil(id: string, done: (r: SyncReport) => boolean): Promise<SyncReport> {
   for (let i = 0; ; i++) {
@@ -134,8 +161,15 @@ const exists = (workflowId: string): Promise<boolean> =>
 beforeAll(async () => {
   t = await connectTestEnv();
   sim = await startOctogenSimulator({ keys: { [KEY]: ['alpha'] }, products: alpha });
-  const taskQueue = uniqueTaskQueue('http-front');
-  const worker = await makeWorker(t, { taskQueue, env: { OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: KEY } });
+  // The operator's allowlist of target sources: the front and the worker both read it.
+  host = await startNdjsonHost();
+  const sources = `${host.url}/catalogs/`;
+  process.env.CATALOG_SYNC_SOURCE_URLS = sources;
+  taskQueue = uniqueTaskQueue('http-front');
+  const worker = await makeWorker(t, {
+    taskQueue,
+    env: { OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: KEY, CATALOG_SYNC_SOURCE_URLS: sources },
+  });
   const running = worker.run();
   stopWorker = async () => {
     worker.shutdown();
@@ -158,6 +192,8 @@ afterAll(async () => {
   await front?.close();
   await stopWorker?.();
   await sim?.close();
+  await host?.close();
+  delete process.env.CATALOG_SYNC_SOURCE_URLS;
   await t?.close();
 });
 
@@ -213,7 +249,9 @@ describe('POST /v1/syncs', () => {
     const answer = await submit({ provider: 'octogen', key, targets, options: { resubmissionWindow: '0s' } });
     expect(answer.status).toBe(202);
     expect(answer.body).toEqual({
+      requestId: expect.stringMatching(UUID),
       workflowId: syncWorkflowId('octogen', key),
+      workflowError: null,
       submitted: 4,
       accepted: [targets[0], targets[2]],
       rejected: [
@@ -222,6 +260,8 @@ describe('POST /v1/syncs', () => {
       ],
       started: true,
     });
+    // The request's own ID, in the answer and in its header.
+    expect(answer.headers['x-request-id']).toBe((answer.body as { requestId: string }).requestId);
     const { report } = await awaitReport(t.client, syncWorkflowId('octogen', key));
     expect(report.counts).toMatchObject({ submitted: 4, accepted: 2, rejected: 2 });
     expect(report.rejected.map((r) => [r.id, r.code])).toEqual([
@@ -236,6 +276,7 @@ describe('POST /v1/syncs', () => {
     const answer = await submit({ provider: 'octogen', key, targets });
     expect(answer.status).toBe(400);
     expect(answer.body).toMatchObject({ workflowId: null, submitted: 3, accepted: [], started: false });
+    expect((answer.body as { workflowError: string }).workflowError).toMatch(/no target passed validation.*fix/);
     const rejected = (answer.body as { rejected: { index: number; code: string; message: string }[] }).rejected;
     expect(rejected.map((r) => [r.index, r.code])).toEqual([
       [0, 'invalid_target'],
@@ -263,34 +304,85 @@ describe('POST /v1/syncs', () => {
     expect(report.counts).toMatchObject({ submitted: 1, accepted: 1 });
   });
 
-  it('starts a sync by reference at once: the sync itself validates those targets', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'http-front-'));
-    const file = path.join(dir, 'targets.ndjson');
-    await writeFile(file, `${JSON.stringify({ uuid: alpha[11]!.uuid })}\n${JSON.stringify({ url: 'nope' })}\n`);
-    try {
-      const key = uniqueKey('http-ref');
-      const answer = await submit({
-        provider: 'octogen',
-        key,
-        targetsRef: { file },
-        options: { resubmissionWindow: '0s' },
-      });
-      expect(answer).toMatchObject({
-        status: 202,
-        body: {
-          workflowId: syncWorkflowId('octogen', key),
-          submitted: null,
-          accepted: [],
-          rejected: [],
-          started: true,
-        },
-      });
-      const { report } = await awaitReport(t.client, syncWorkflowId('octogen', key));
-      expect(report.counts).toMatchObject({ submitted: 2, accepted: 1, rejected: 1 });
-      expect(report.rejected[0]).toMatchObject({ id: 't1', line: 2, code: 'invalid_target' });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+  it('answers the same key with the same request with the existing sync, and a different request with 409', async () => {
+    const key = uniqueKey('http-idem');
+    const id = syncWorkflowId('octogen', key);
+    const body = {
+      provider: 'octogen',
+      key,
+      targets: [{ uuid: alpha[12]!.uuid }, { url: 'not a url' }],
+      options: { resubmissionWindow: '10m' },
+    };
+    const first = await submit(body);
+    expect(first).toMatchObject({ status: 202, body: { workflowId: id, started: true, workflowError: null } });
+    // The same request again, its fields in another order: the existing sync, nothing new.
+    const again = await submit({ options: body.options, targets: body.targets, key, provider: 'octogen' });
+    expect(again).toMatchObject({
+      status: 202,
+      body: { workflowId: id, started: false, workflowError: null, submitted: 2, accepted: [body.targets[0]] },
+    });
+    expect((again.body as { requestId: string }).requestId).not.toBe((first.body as { requestId: string }).requestId);
+
+    // Different targets, different options, the targets by reference: each a conflict naming the key.
+    const url = host.put(`catalogs/${key}.ndjson`, `${JSON.stringify({ uuid: alpha[12]!.uuid })}\n`);
+    for (const changed of [
+      { ...body, targets: [{ uuid: alpha[13]!.uuid }] },
+      { ...body, options: { resubmissionWindow: '20m' } },
+      { provider: 'octogen', key, targetsRef: { url }, options: body.options },
+    ]) {
+      const conflict = await submit(changed);
+      expect(conflict).toMatchObject({ status: 409, body: { error: { code: 'key_conflict' } } });
+      expect(messageOf(conflict)).toContain(`key "${key}"`);
+      expect(messageOf(conflict)).toMatch(/use a new key.*or resend the same request/);
     }
+    // The sync itself never saw the other requests.
+    const report = await statusUntil(id, (r) => r.firstPassSettled);
+    expect(report.counts).toMatchObject({ submitted: 2, accepted: 1, rejected: 1 });
+    await call('POST', '/v1/syncs/{id}/finish', { params: { id } });
+
+    // The library says the same, with an error the CLI prints as its one line.
+    const library = startSync(t.client, { ...body, targets: [{ uuid: alpha[14]!.uuid }] }, taskQueue);
+    await expect(library).rejects.toBeInstanceOf(SyncKeyConflictError);
+    await expect(library).rejects.toThrow(new RegExp(`^key "${key}" already names sync ${id}, .*use a new key`));
+  });
+
+  it('keeps a scoped caller\u2019s key its own in a conflict: the message names the key it sent', async () => {
+    const key = uniqueKey('http-idem-scoped');
+    const body = { provider: 'octogen', key, targets: [{ url: missingUrl }], options: { resubmissionWindow: '0s' } };
+    expect((await submit(body, SHOP_A)).status).toBe(202);
+    expect(await submit(body, SHOP_A)).toMatchObject({ status: 202, body: { started: false } });
+    const conflict = await submit({ ...body, targets: [{ url: `${missingUrl}-2` }] }, SHOP_A);
+    expect(conflict).toMatchObject({ status: 409, body: { error: { code: 'key_conflict' } } });
+    expect(messageOf(conflict)).toContain(`key "${key}"`);
+    expect(messageOf(conflict)).not.toContain(`shop-a.${key}"`);
+  });
+
+  it('starts a sync by reference at once: the sync itself validates those targets', async () => {
+    const url = host.put(
+      `catalogs/${uniqueKey('ref')}.ndjson`,
+      `${JSON.stringify({ uuid: alpha[11]!.uuid })}\n${JSON.stringify({ url: 'nope' })}\n`,
+    );
+    const key = uniqueKey('http-ref');
+    const answer = await submit({
+      provider: 'octogen',
+      key,
+      targetsRef: { url },
+      options: { resubmissionWindow: '0s' },
+    });
+    expect(answer).toMatchObject({
+      status: 202,
+      body: {
+        workflowId: syncWorkflowId('octogen', key),
+        workflowError: null,
+        submitted: null,
+        accepted: [],
+        rejected: [],
+        started: true,
+      },
+    });
+    const { report } = await awaitReport(t.client, syncWorkflowId('octogen', key));
+    expect(report.counts).toMatchObject({ submitted: 2, accepted: 1, rejected: 1 });
+    expect(report.rejected[0]).toMatchObject({ id: 't1', line: 2, code: 'invalid_target' });
   });
 
   it('refuses a request that is not a sync request with an error naming the field', async () => {
@@ -309,6 +401,103 @@ describe('POST /v1/syncs', () => {
     const badOption = await submit({ provider: 'octogen', targets: [{ uuid: alpha[4]!.uuid }], options: { nope: 1 } });
     expect(badOption).toMatchObject({ status: 400, body: { error: { code: 'invalid_request' } } });
     expect((badOption.body as { error: { message: string } }).error.message).toMatch(/^options: .*nope/);
+  });
+});
+
+describe('bad requests get a clear 4xx naming the limit and the fix, never a 5xx', () => {
+  it('answers a method no route has with 405 and the methods it allows', async () => {
+    const cases: [string, string, string][] = [
+      ['GET', '/v1/syncs', 'POST'],
+      ['PUT', '/v1/syncs', 'POST'],
+      ['DELETE', '/v1/syncs/catalog-sync-octogen-x', 'GET, HEAD'],
+      ['PATCH', '/v1/syncs/catalog-sync-octogen-x/resubmit', 'POST'],
+      ['GET', '/v1/syncs/catalog-sync-octogen-x/finish', 'POST'],
+      ['POST', '/healthz', 'GET, HEAD'],
+      ['TRACE', '/openapi.json', 'GET, HEAD'],
+    ];
+    for (const [method, url, allow] of cases) {
+      const answer = await raw(method, url);
+      expect(answer, `${method} ${url}`).toMatchObject({
+        status: 405,
+        body: { error: { code: 'method_not_allowed' } },
+      });
+      expect(answer.headers.allow).toBe(allow);
+      expect(messageOf(answer)).toContain(`use ${allow}`);
+    }
+    // An unknown path is still a 404.
+    expect((await raw('DELETE', '/v1/nothing-here')).status).toBe(404);
+  });
+
+  it('answers a body that is not JSON with 415 saying which content type to send', async () => {
+    for (const headers of [
+      { 'content-type': 'text/plain' },
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      {},
+    ]) {
+      const answer = await raw('POST', '/v1/syncs', { headers, body: 'provider=octogen' });
+      expect(answer).toMatchObject({ status: 415, body: { error: { code: 'unsupported_media_type' } } });
+      expect(messageOf(answer)).toMatch(/send Content-Type: application\/json/);
+    }
+  });
+
+  it('answers a body over the limit with 413 naming the limit and pointing to targetsRef', async () => {
+    const targets = Array.from({ length: 400_000 }, (_, i) => ({ url: `https://alpha.com/products/p-${i}` }));
+    const body = JSON.stringify({ provider: 'octogen', targets, options: { resubmissionWindow: '0s' } });
+    expect(body.length).toBeGreaterThan(16 * 1024 * 1024);
+    const answer = await raw('POST', '/v1/syncs', { headers: { 'content-type': 'application/json' }, body });
+    expect(answer).toMatchObject({ status: 413, body: { error: { code: 'payload_too_large' } } });
+    expect(messageOf(answer)).toMatch(/limit of 16 MiB.*targetsRef.*split/);
+  });
+
+  it('refuses JSON nested past the limit, and text that is not well-formed Unicode, naming the field', async () => {
+    const headers = { 'content-type': 'application/json' };
+    const deep = await raw('POST', '/v1/syncs', {
+      headers,
+      body: `{"provider":"octogen","targets":[${'['.repeat(10_000)}${']'.repeat(10_000)}]}`,
+    });
+    expect(deep).toMatchObject({ status: 400, body: { error: { code: 'invalid_request' } } });
+    expect(messageOf(deep)).toMatch(/nested more than 64 levels.*limit is 64/);
+
+    const key = uniqueKey('surrogate');
+    const lone = await raw('POST', '/v1/syncs', {
+      headers,
+      body: `{"provider":"octogen","key":"${key}\\ud800","targets":[{"uuid":"${alpha[15]!.uuid}"}]}`,
+    });
+    expect(lone).toMatchObject({ status: 400, body: { error: { code: 'invalid_request' } } });
+    expect(messageOf(lone)).toMatch(/^key: .*not well-formed Unicode/);
+    const inTarget = await raw('POST', '/v1/syncs', {
+      headers,
+      body: `{"provider":"octogen","targets":[{"uuid":"${alpha[15]!.uuid}"},{"url":"https://alpha.com/\\udc00"}]}`,
+    });
+    expect(inTarget).toMatchObject({ status: 400 });
+    expect(messageOf(inTarget)).toMatch(/^targets\.1\.url: /);
+    expect(await exists(syncWorkflowId('octogen', `${key}\ud800`))).toBe(false);
+  });
+
+  it('refuses a re-submission of 100,000 items at once, naming the item limit, and the sync stays as it was', async () => {
+    const key = uniqueKey('http-big-resubmit');
+    const id = syncWorkflowId('octogen', key);
+    await submit({ provider: 'octogen', key, targets: [{ url: missingUrl }], options: { resubmissionWindow: '10m' } });
+    const before = await statusUntil(id, (r) => r.firstPassSettled);
+    const limit = MAX_ITEMS_PER_RESUBMISSION.toLocaleString('en-US');
+    const headers = { 'content-type': 'application/json' };
+    // Real targets: the body alone is over the re-submission limit.
+    const items = Array.from({ length: 100_000 }, (_, i) => ({ fixes: 't0', target: { url: `${missingUrl}-${i}` } }));
+    const large = await raw('POST', `/v1/syncs/${id}/resubmit`, { headers, body: JSON.stringify({ items }) });
+    expect(large).toMatchObject({ status: 413, body: { error: { code: 'payload_too_large' } } });
+    expect(messageOf(large)).toContain(`at most ${limit} items`);
+    // Tiny items: within the body limit, over the item limit.
+    const many = await raw('POST', `/v1/syncs/${id}/resubmit`, {
+      headers,
+      body: JSON.stringify({ items: Array.from({ length: 100_000 }, () => ({})) }),
+    });
+    expect(many).toMatchObject({ status: 400, body: { error: { code: 'too_many_items' } } });
+    expect(messageOf(many)).toMatch(
+      new RegExp(`^items: 100,000 items, over the limit of ${limit} .*at most ${limit} items`),
+    );
+    const after = await status(id);
+    expect(after.body).toMatchObject({ counts: before.counts, refused: [] });
+    await call('POST', '/v1/syncs/{id}/finish', { params: { id } });
   });
 });
 
