@@ -3,8 +3,6 @@
  * and await its report, each with the caller's own Temporal Client.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
@@ -33,6 +31,8 @@ import {
   SA_PROVIDER,
 } from '../contracts/index.ts';
 import type { syncSliceWorkflow, syncWorkflow } from '../workflows/index.ts';
+import { shownUrl } from '../activities/source-policy.ts';
+import { releaseSpool, spoolDir as spoolFolder, writeSpool } from '../activities/spool.ts';
 import { SyncRequestError, checkSyncRequest, nothingValidMessage } from './request-check.ts';
 
 // A request the client refuses before anything is started: one line naming the field and the fix.
@@ -125,7 +125,7 @@ export interface StartOptions {
 }
 
 const describeRef = (ref: SyncRequest['targetsRef']): string =>
-  ref === undefined ? 'nowhere' : 'file' in ref ? ref.file : ref.url;
+  ref === undefined ? 'nowhere' : 'file' in ref ? ref.file : shownUrl(ref.url);
 
 export async function startSync(
   client: Client,
@@ -170,6 +170,7 @@ export async function startSync(
     });
     return { workflowId, started: true };
   } catch (err) {
+    if (input.source.kind === 'ref') await releaseSpool(input.source.ref).catch(() => false); // not ours to keep
     // Started by someone else between the check above and now: the same comparison decides.
     if (err instanceof WorkflowExecutionAlreadyStartedError && req.key !== undefined) {
       const existing = await existingSync(client, workflowId, req.key, requestHash);
@@ -209,9 +210,11 @@ async function existingSync(
 /** Inline requests past this many bytes of JSON go by reference (Temporal payloads stop at ~2 MB). */
 export const INLINE_LIMIT_BYTES = 256 * 1024;
 
-/** Where large inline requests are written as NDJSON: a folder every worker can read. */
-export const spoolDir = (env: NodeJS.ProcessEnv = process.env): string =>
-  env.CATALOG_SYNC_SPOOL_DIR || path.join(os.tmpdir(), 'catalog-sync-spool');
+/**
+ * Where large inline requests are written as NDJSON: a private per-user folder (0700, files 0600,
+ * sealed with the codec key when one is set), deleted by the sync when it closes (activities/spool.ts).
+ */
+export const spoolDir = spoolFolder;
 
 async function sourceOf(req: SyncRequest, workflowId: string): Promise<TargetSource> {
   if (req.targetsRef) {
@@ -221,15 +224,10 @@ async function sourceOf(req: SyncRequest, workflowId: string): Promise<TargetSou
     };
   }
   const targets = req.targets ?? [];
-  const lines = targets.map((t) => JSON.stringify(t) ?? 'null');
-  const bytes = lines.reduce((n, l) => n + l.length + 1, 0);
+  const bytes = targets.reduce<number>((n, t) => n + (JSON.stringify(t) ?? 'null').length + 1, 0);
   if (bytes <= INLINE_LIMIT_BYTES) return { kind: 'inline', targets };
   // Too large to carry in history: write it once, and let activities read it by slice.
-  const dir = spoolDir();
-  await mkdir(dir, { recursive: true });
-  const file = path.join(dir, `${workflowId.replace(/[^\w.-]+/g, '_')}-${randomUUID()}.ndjson`);
-  await writeFile(file, `${lines.join('\n')}\n`);
-  return { kind: 'ref', ref: { file } };
+  return { kind: 'ref', ref: await writeSpool(workflowId, targets) };
 }
 
 const handle = (client: Client, workflowId: string): WorkflowHandle<typeof syncWorkflow> =>
