@@ -1,7 +1,10 @@
 /** What every CLI command shares: one-line errors, and a Temporal client for the command's run. */
 import { Client, Connection } from '@temporalio/client';
+import { providerAdapter } from '../activities/providers/index.ts';
+import { SyncOptionsSchema, type SyncOptions } from '../contracts/index.ts';
 import { dataConverterFromEnv } from './codec.ts';
 import { temporalSettings, type TemporalSettings } from './connection.ts';
+import { quote } from './request-check.ts';
 
 /** An error the CLI explains in one line; anything else is reported by its message too. */
 export class CliError extends Error {
@@ -39,4 +42,36 @@ export async function withClient<T>(
   } finally {
     await client.connection.close();
   }
+}
+
+/** The sync options the flags ask for, each checked against its limit and named by its flag. */
+export function optionsFromFlags(provider: string, o: { window?: string; batchSize?: string }): SyncOptions {
+  const adapter = providerAdapter(provider);
+  const options: SyncOptions = {};
+  if (o.window !== undefined) {
+    const parsed = SyncOptionsSchema.safeParse({ resubmissionWindow: o.window });
+    if (!parsed.success) {
+      const why = parsed.error.issues[0]?.message ?? 'not a duration';
+      throw new CliError(
+        /^a duration/.test(why)
+          ? `--window ${quote(o.window)} is not a duration: use e.g. 90s, 30m or 1h (at most 30d)`
+          : `--window ${quote(o.window)} ${why.replace(/^resubmissionWindow is \S+, /, 'is ')}`,
+      );
+    }
+    options.resubmissionWindow = o.window;
+  }
+  if (o.batchSize !== undefined) {
+    const n = Number(o.batchSize);
+    const max = adapter?.documentedLimits.maxTargets;
+    if (!/^\d+$/.test(o.batchSize.trim()) || !Number.isInteger(n) || n <= 0)
+      throw new CliError(
+        `--batch-size ${quote(o.batchSize)} must be a positive whole number${max ? ` up to ${max}` : ''}`,
+      );
+    if (max !== undefined && n > max)
+      throw new CliError(
+        `--batch-size ${n} is over ${adapter?.title}'s limit of ${max} targets a call: give at most ${max}`,
+      );
+    options.batchSize = n;
+  }
+  return options;
 }

@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { providerNames } from '../activities/providers/index.ts';
 import { DurationSchema, type SyncOptions } from '../contracts/index.ts';
-import { CliError, withClient } from './cli-support.ts';
+import { CliError, optionsFromFlags, withClient } from './cli-support.ts';
 import { temporalSettings, type TemporalSettings } from './connection.ts';
 import {
   ScheduleRequestError,
@@ -108,15 +108,8 @@ function createRequest(id: string, o: CreateFlags, taskQueue: string): SyncSched
     throw new CliError('give exactly one source: --targets-file FILE, --targets-url URL or --feed URL');
   if ((o.cron === undefined) === (o.every === undefined))
     throw new CliError('give exactly one of --cron EXPR (e.g. "0 * * * *") or --every DURATION (e.g. 15m)');
-  const options: SyncOptions = {};
-  const window = durationOption('--window', o.window);
-  if (window !== undefined) options.resubmissionWindow = window;
-  if (o.batchSize !== undefined) {
-    const n = Number(o.batchSize);
-    if (!Number.isInteger(n) || n <= 0)
-      throw new CliError(`--batch-size "${o.batchSize}" must be a positive whole number`);
-    options.batchSize = n;
-  }
+  // The same limits as submit's: a window of at most 30d, a batch size within the provider's maximum.
+  const options: SyncOptions = optionsFromFlags(o.provider, o);
   const every = durationOption('--every', o.every);
   const catchupWindow = durationOption('--catchup-window', o.catchupWindow);
   return {

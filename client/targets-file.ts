@@ -78,20 +78,27 @@ export async function isLargeNdjson(file: string, limitBytes: number): Promise<b
   }
 }
 
+/** What scanNdjson asks of each target: a problem (its code and message), or none. */
+export interface LineChecker {
+  check(value: unknown, where: string): { code: string; message: string } | undefined;
+}
+
 /**
- * Reads an NDJSON file line by line without holding it, calling `check` on every target; returns
- * how many targets it holds and the problems found (the first few, and how many in all).
+ * Reads an NDJSON file line by line without holding it, checking every target; returns how many
+ * targets it holds, the problems found (the first few, and how many in all) and the first
+ * `duplicate_target` problem.
  */
 export async function scanNdjson(
   file: string,
-  check: (value: unknown) => string | undefined,
+  checker: LineChecker,
   keep = 5,
-): Promise<{ targets: number; problems: string[]; problemCount: number }> {
+): Promise<{ targets: number; problems: string[]; problemCount: number; duplicate?: string }> {
   const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   let line = 0;
   let targets = 0;
   let problemCount = 0;
   const problems: string[] = [];
+  let duplicate: string | undefined;
   const problem = (text: string) => {
     problemCount += 1;
     if (problems.length < keep) problems.push(text);
@@ -107,8 +114,11 @@ export async function scanNdjson(
       problem(`${file} line ${line} is not JSON (${(err as Error).message})`);
       continue;
     }
-    const issue = check(value);
-    if (issue !== undefined) problem(`${file} line ${line}: ${issue}`);
+    const issue = checker.check(value, `line ${line}`);
+    if (issue === undefined) continue;
+    const text = `${file} line ${line}: ${issue.message}`;
+    problem(text);
+    if (issue.code === 'duplicate_target') duplicate ??= text;
   }
-  return { targets, problems, problemCount };
+  return { targets, problems, problemCount, ...(duplicate !== undefined ? { duplicate } : {}) };
 }
