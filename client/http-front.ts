@@ -18,7 +18,13 @@ import {
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { providerNames } from '../activities/providers/index.ts';
-import { MAX_ITEMS_PER_RESUBMISSION, ResubmissionSchema, SyncRequestSchema } from '../contracts/index.ts';
+import {
+  DURATION_LIMITS,
+  MAX_ITEMS_PER_RESUBMISSION,
+  MAX_RESUBMISSION_BYTES,
+  ResubmissionSchema,
+  SyncRequestSchema,
+} from '../contracts/index.ts';
 import {
   ErrorBodySchema,
   FinishAnswerSchema,
@@ -360,7 +366,11 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
     openapi: openApiInfo,
     transform: createJsonSchemaTransform({ schemaRegistry: apiSchemas }),
     transformObject: (input) =>
-      exactRequestSchemas(createJsonSchemaTransformObject({ schemaRegistry: apiSchemas })(input), providerNames()),
+      exactRequestSchemas(
+        createJsonSchemaTransformObject({ schemaRegistry: apiSchemas })(input),
+        providerNames(),
+        DURATION_LIMITS,
+      ),
   });
 
   // Which methods each path answers, for the 405s below (HEAD comes with every GET).
@@ -579,7 +589,10 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
         description:
           'Each item is a corrected target, with `fixes` naming the rejection it replaces (or matched by the ' +
           'provider\u2019s identity). Answers with what the sync took and what it refused. 409 once the sync ' +
-          'has closed its re-submission window.',
+          'has closed its re-submission window. At most ' +
+          `${MAX_ITEMS_PER_RESUBMISSION.toLocaleString('en-US')} items and ${MAX_RESUBMISSION_BYTES.toLocaleString('en-US')} ` +
+          'bytes of JSON per re-submission: more items are refused at once (400 `too_many_items`), a body over ' +
+          `${mib(RESUBMISSION_BODY_LIMIT)} with 413; split the corrections into several re-submissions.`,
         operationId: 'resubmit',
         params: SyncIdParamsSchema,
         body: ResubmissionSchema,

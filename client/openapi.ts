@@ -216,26 +216,57 @@ named(SyncRequestSchema, 'SyncRequest', 'A sync request: a provider and its targ
 named(ResubmissionSchema, 'Resubmission', 'Corrected targets for rejections of an open sync.');
 
 /**
- * What the request schemas say beyond what zod's JSON Schema carries: a sync request gives exactly
- * one of `targets` and `targetsRef` (a zod refinement, invisible to JSON Schema), and its provider
- * is one of those the server knows. Applied to the generated document (both its input and output
- * forms of the schema).
+ * What the HTTP request schemas say beyond what zod's JSON Schema carries, so the document states
+ * what the server does: a sync request gives exactly one of `targets` and `targetsRef` (a zod
+ * refinement, invisible to JSON Schema); its provider is one the server knows; an HTTP caller's
+ * `targetsRef` is a URL, never a file; a key is printable text without spaces or slashes; a
+ * duration given in milliseconds lies within its option's bounds. Applied to the generated
+ * document (the input and output forms of the schema alike).
  */
-export function exactRequestSchemas<T extends object>(doc: T, providers: readonly string[]): T {
-  const schemas = (doc as { components?: { schemas?: Record<string, unknown> } }).components?.schemas;
+export function exactRequestSchemas<T extends object>(
+  doc: T,
+  providers: readonly string[],
+  durationLimits: Readonly<Record<string, { min: number; max: number }>>,
+): T {
+  type Schema = Record<string, unknown> & { properties?: Record<string, Schema>; anyOf?: Schema[] };
+  const schemas = (doc as { components?: { schemas?: Record<string, Schema> } }).components?.schemas;
   for (const name of ['SyncRequest', 'SyncRequestInput']) {
-    const schema = schemas?.[name] as
-      { properties?: Record<string, Record<string, unknown>>; oneOf?: unknown } | undefined;
-    if (!schema?.properties) continue;
-    schema.properties.provider = {
-      type: 'string',
-      enum: [...providers],
-      description: 'the provider to sync to',
-    };
+    const schema = schemas?.[name];
+    const props = schema?.properties;
+    if (!schema || !props) continue;
+    props.provider = { type: 'string', enum: [...providers], description: 'the provider to sync to' };
     schema.oneOf = [
       { required: ['targets'], description: 'targets inline' },
       { required: ['targetsRef'], description: 'targets by reference' },
     ];
+    props.targetsRef = {
+      type: 'object',
+      properties: {
+        url: {
+          type: 'string',
+          format: 'uri',
+          pattern: '^https?://',
+          description:
+            'an http(s) URL of NDJSON, under a prefix of the operator\u2019s allowlist (CATALOG_SYNC_SOURCE_URLS)',
+        },
+      },
+      required: ['url'],
+      additionalProperties: false,
+      description: 'where the targets are, one JSON target a line: over HTTP, a URL only (a caller names no file)',
+    };
+    if (props.key) {
+      props.key = {
+        ...props.key,
+        pattern: '^[^\\s/\\u0000-\\u001f\\u007f-\\u009f]+$',
+        description: 'an idempotency key: printable text without spaces, slashes or control characters',
+      };
+    }
+    const options = props.options?.properties;
+    for (const [field, { min, max }] of Object.entries(durationLimits)) {
+      for (const branch of options?.[field]?.anyOf ?? []) {
+        if (branch.type === 'integer') Object.assign(branch, { minimum: min, maximum: max });
+      }
+    }
   }
   return doc;
 }

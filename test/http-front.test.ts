@@ -3,6 +3,9 @@
  * Every answer is checked against the response schema the server's own OpenAPI document declares
  * for its route and status.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
@@ -14,7 +17,15 @@ import { MAX_ITEMS_PER_RESUBMISSION } from '../contracts/index.ts';
 import { countsAddUp, type SyncReport } from '../contracts/index.ts';
 import { startNdjsonHost, type NdjsonHost } from '../simulators/ndjson-host.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
-import { connectTestEnv, makeWorker, uniqueKey, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
+import { runCli } from './helpers/processes.ts';
+import {
+  connectTestEnv,
+  makeWorker,
+  uniqueKey,
+  uniqueTaskQueue,
+  workerProcessEnv,
+  type TemporalTestEnv,
+} from './helpers/temporal.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 
@@ -344,6 +355,23 @@ describe('POST /v1/syncs', () => {
     const library = startSync(t.client, { ...body, targets: [{ uuid: alpha[14]!.uuid }] }, taskQueue);
     await expect(library).rejects.toBeInstanceOf(SyncKeyConflictError);
     await expect(library).rejects.toThrow(new RegExp(`^key "${key}" already names sync ${id}, .*use a new key`));
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'http-front-cli-'));
+    try {
+      const file = path.join(dir, 'targets.json');
+      await writeFile(file, JSON.stringify([{ uuid: alpha[14]!.uuid }]));
+      const cli = await runCli(
+        ['submit', '--provider', 'octogen', '--targets', file, '--key', key, '--window', '10m'],
+        workerProcessEnv(taskQueue),
+      );
+      expect(cli.code).not.toBe(0);
+      expect(cli.stdout).toBe('');
+      expect(cli.stderr).toMatch(
+        new RegExp(`^catalog-sync: key "${key}" already names sync ${id}, .*use a new key.*\\n$`),
+      );
+      expect(cli.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('keeps a scoped caller\u2019s key its own in a conflict: the message names the key it sent', async () => {
