@@ -9,6 +9,7 @@ import { Client } from '@temporalio/client';
 import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { startSpoolSweeper } from '../activities/spool-sweeper.ts';
 import { spoolRetentionMs } from '../activities/spool.ts';
+import { sourceAllowlist } from '../activities/source-policy.ts';
 import { createFeedActivities } from '../activities/feed.ts';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
 import { providers } from '../activities/providers/index.ts';
@@ -66,7 +67,9 @@ export interface SyncWorker {
 
 export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWorker> {
   const activities = createActivities(opts.activityDeps);
-  spoolRetentionMs(opts.activityDeps.env); // a malformed CATALOG_SYNC_SPOOL_RETENTION stops the worker here
+  // A malformed CATALOG_SYNC_SPOOL_RETENTION or CATALOG_SYNC_SOURCE_URLS stops the worker here, in one line.
+  spoolRetentionMs(opts.activityDeps.env);
+  sourceAllowlist(opts.activityDeps.env);
   /** While the workers run, old spooled files of closed syncs are swept (activities/spool.ts). */
   const sweeping = async <T>(run: () => Promise<T>): Promise<T> => {
     const sweeper = startSpoolSweeper({
