@@ -6,7 +6,13 @@
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, isGrpcServiceError, type Client } from '@temporalio/client';
+import {
+  QueryNotRegisteredError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  isGrpcServiceError,
+  type Client,
+} from '@temporalio/client';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import {
   createJsonSchemaTransform,
@@ -188,14 +194,16 @@ function tokenOwner(tokens: readonly ApiToken[]): (presented: string) => ApiToke
 const bearerToken = (header: string | undefined): string | undefined => /^Bearer +(\S+) *$/i.exec(header ?? '')?.[1];
 
 /** A sync's workflow ID names a known provider; anything else in the namespace is not ours to touch. */
-const isSyncId = (id: string): boolean => providerNames().some((p) => id.startsWith(syncWorkflowId(p, '')));
+// A slice of a large sync ("<sync id>/slice-3") is the sync's own business: no key holds a slash.
+const isSyncId = (id: string): boolean =>
+  !id.includes('/') && providerNames().some((p) => id.startsWith(syncWorkflowId(p, '')));
 
 const notFound = (id: string): HttpError =>
   new HttpError(404, 'not_found', `no sync with id "${id}": check the id (catalog-sync-<provider>-<key>)`);
 
 /** Temporal's answers, as HTTP answers. */
-function fromTemporal(err: unknown, id: string): unknown {
-  if (err instanceof WorkflowNotFoundError) return notFound(id);
+function fromTemporal(err: unknown, id: string, starting = false): unknown {
+  if (err instanceof WorkflowNotFoundError || err instanceof QueryNotRegisteredError) return notFound(id);
   if (err instanceof SyncRequestError) return new HttpError(400, 'invalid_request', err.message);
   if (err instanceof WorkflowUpdateFailedError) {
     const reason = err.cause?.message ?? err.message;
@@ -210,6 +218,8 @@ function fromTemporal(err: unknown, id: string): unknown {
   if (isGrpcServiceError(grpc)) {
     switch (grpc.code) {
       case 3 /* INVALID_ARGUMENT */:
+        // Only a start carries caller input Temporal could refuse (the workflow ID, from the key).
+        if (!starting) break;
         return new HttpError(
           400,
           'invalid_request',
@@ -552,7 +562,7 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
           );
         }
         if (err instanceof SyncRequestError) throw new HttpError(400, 'invalid_request', err.message);
-        throw fromTemporal(err, syncWorkflowId(req.provider, req.key ?? '<new>'));
+        throw fromTemporal(err, syncWorkflowId(req.provider, req.key ?? '<new>'), true);
       }
       return reply.code(202).send({ ...answer, workflowId: started.workflowId, started: started.started });
     },

@@ -606,6 +606,20 @@ describe('a sync through its life: status, re-submission, finish', () => {
       expect(finish).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
     }
   });
+
+  it('answers 404 for a slice of a large sync: only the sync itself is a sync', async () => {
+    const key = uniqueKey('http-slices');
+    const id = syncWorkflowId('octogen', key);
+    const targets = Array.from({ length: 20 }, (_, i) => ({ url: `${missingUrl}-${i}` }));
+    await submit({ provider: 'octogen', key, targets, options: { sliceSize: 10, resubmissionWindow: '10m' } });
+    await statusUntil(id, (r) => r.firstPassSettled);
+    const slice = `${id}/slice-0`;
+    expect(await exists(slice)).toBe(true);
+    expect(await status(slice)).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+    const finishing = await call('POST', '/v1/syncs/{id}/finish', { params: { id: slice } });
+    expect(finishing).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+    await call('POST', '/v1/syncs/{id}/finish', { params: { id } });
+  });
 });
 
 describe('bearer tokens', () => {
