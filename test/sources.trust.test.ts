@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { isInternalAddress, judgeSourceUrl } from '../activities/source-policy.ts';
 import { runningWorkflowIds } from '../activities/spool-sweeper.ts';
 import { spoolFileName, sweepSpool, writeSpool } from '../activities/spool.ts';
 import { startHttpFront, type RunningHttpFront } from '../client/http-front.ts';
@@ -158,6 +159,63 @@ describe('the HTTP front: a caller names no file and no URL off the allowlist', 
     );
     expect(report.counts).toMatchObject({ submitted: 2, accepted: 1, rejected: 1 });
     expect(host.requests.some((r) => r.path === '/front-ok.ndjson')).toBe(true);
+  });
+});
+
+describe('which addresses and URLs count as allowed', () => {
+  it('treats loopback, link-local, private and reserved addresses as internal, in every IPv4 and IPv6 spelling', () => {
+    const internal = [
+      '127.0.0.1',
+      '127.8.9.10',
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '224.0.0.1',
+      '255.255.255.255',
+      '::1',
+      '::',
+      'fe80::1',
+      'fd00::1',
+      'fc12::3',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      '::ffff:a9fe:a9fe',
+      '64:ff9b::10.0.0.1',
+      '2002:7f00:1::',
+      '[::1]',
+      'fe80::1%eth0',
+      'not-an-address',
+    ];
+    const external = ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '2002:808:808::'];
+    expect(internal.filter((ip) => !isInternalAddress(ip))).toEqual([]);
+    expect(external.filter((ip) => isInternalAddress(ip))).toEqual([]);
+  });
+
+  it('matches a prefix by scheme, host, port and path segments, and lets an IP-literal prefix name an internal host', () => {
+    const env = { CATALOG_SYNC_SOURCE_URLS: 'https://files.example.com/catalogs, http://10.0.0.5:8080/' };
+    const allowed = (url: string) => judgeSourceUrl(url, env).refused === undefined;
+    expect(allowed('https://files.example.com/catalogs/a.ndjson')).toBe(true);
+    expect(allowed('https://files.example.com/catalogs')).toBe(true);
+    expect(allowed('https://FILES.example.com/catalogs/sub/b.ndjson?v=1')).toBe(true);
+    expect(allowed('http://10.0.0.5:8080/x.ndjson')).toBe(true);
+    for (const url of [
+      'https://files.example.com/catalogs-private/a.ndjson',
+      'https://files.example.com/catalogs/../secrets.ndjson',
+      'https://files.example.com/catalogs/%2e%2e/secrets.ndjson',
+      'http://files.example.com/catalogs/a.ndjson',
+      'https://files.example.com:8443/catalogs/a.ndjson',
+      'https://files.example.com.evil.net/catalogs/a.ndjson',
+      'https://user@evil.net/@files.example.com/catalogs/a.ndjson',
+      'http://10.0.0.6:8080/x.ndjson',
+      'file:///etc/passwd',
+    ]) {
+      expect(allowed(url), url).toBe(false);
+    }
+    expect(judgeSourceUrl('https://x.example/a', {}).refused).toMatch(/CATALOG_SYNC_SOURCE_URLS is not set/);
   });
 });
 
