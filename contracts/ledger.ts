@@ -50,10 +50,21 @@ export interface Ledger {
 export interface Carried {
   ledger: Ledger;
   inlineBytes: number;
-  /** The source's pages (at most 1,000 targets each); slices are runs of consecutive pages. */
-  slices: SliceRef[];
+  /** The source's pages (at most 1,000 targets each), packed: a few bytes a page (workflows/pages.ts). */
+  pages?: PackedPages;
+  /** The pages as runs before packing carried them (kept readable for histories recorded then). */
+  slices?: SliceRef[];
   nextSlice: number;
   finishRequested: boolean;
+}
+
+/**
+ * Pages in a few bytes each: one comma-separated token a page, `length` when the page holds `size`
+ * targets right after the previous one, else `length:count:startGap:lineGap`.
+ */
+export interface PackedPages {
+  size: number;
+  tokens: string;
 }
 
 /** Bytes the carried state may take: well under Temporal's payload limit (and the 256 KB the tests hold). */

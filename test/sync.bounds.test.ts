@@ -29,8 +29,10 @@ import {
   jsonBytes,
   resubmitSignal,
   resubmitUpdate,
+  type SliceRef,
   type SyncReport,
 } from '../contracts/index.ts';
+import { packPages, unpackPages } from '../workflows/pages.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { scanHistories } from './helpers/histories.ts';
 import { connectTestEnv, uniqueTaskQueue, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
@@ -130,7 +132,8 @@ describe('a sync whose every target is rejected', () => {
     const out = await run(async (taskQueue) => {
       const { workflowId } = await startSync(
         t.client,
-        { provider: 'octogen', targetsRef: { file }, options: { resubmissionWindow: '0s' } },
+        // 12 slices, 4 a run: the sync continues as new twice, carrying its state.
+        { provider: 'octogen', targetsRef: { file }, options: { resubmissionWindow: '0s', slicesPerRun: 4 } },
         taskQueue,
       );
       const outcome = await awaitReport(t.client, workflowId);
@@ -147,6 +150,39 @@ describe('a sync whose every target is rejected', () => {
     expect(out.all.rejected.map((r) => r.id)).toEqual(ids(100_000));
     expect(out.all.rejected.every((r) => r.code === 'invalid_target')).toBe(true);
     expect(sim.requests).toHaveLength(0);
+  });
+
+  it('carries its pages across continue-as-new in a few bytes each, exactly', () => {
+    // By reference: blank lines between pages, a short last page; inline: back to back.
+    const byRef: SliceRef[] = [
+      { index: 0, firstSeq: 0, count: 1000, start: 0, end: 51_000, firstLine: 1 },
+      { index: 1, firstSeq: 1000, count: 1000, start: 51_002, end: 103_000, firstLine: 1003 },
+      { index: 2, firstSeq: 2000, count: 7, start: 103_000, end: 103_400, firstLine: 2003 },
+    ];
+    const inline: SliceRef[] = [0, 1, 2].map((i) => ({
+      index: i,
+      firstSeq: i * 10,
+      count: i < 2 ? 10 : 3,
+      start: i * 10,
+      end: i * 10 + (i < 2 ? 10 : 3),
+      firstLine: i * 10 + 1,
+    }));
+    for (const [pages, size] of [
+      [byRef, 1000],
+      [inline, 10],
+      [[], 10],
+    ] as const) {
+      expect(unpackPages(packPages([...pages], size))).toEqual(pages);
+    }
+    const many = Array.from({ length: 10_000 }, (_, i) => ({
+      index: i,
+      firstSeq: i * 1000,
+      count: 1000,
+      start: i * 120_000,
+      end: (i + 1) * 120_000,
+      firstLine: i * 1000 + 1,
+    }));
+    expect(jsonBytes(packPages(many, 1000))).toBeLessThan(80 * 1024);
   });
 });
 
@@ -217,7 +253,7 @@ describe('a re-submission over its limits', () => {
 describe('histories', () => {
   it('no event of any of these syncs carries a payload over 256 KB', async () => {
     const scan = await scanHistories(t.client, taskQueues);
-    expect(scan.runs).toBeGreaterThanOrEqual(3 + 10);
+    expect(scan.runs).toBeGreaterThanOrEqual(3 + 2 + 12);
     expect(scan.over).toEqual([]);
     expect(scan.largest?.bytes ?? 0).toBeLessThanOrEqual(256 * 1024);
   });

@@ -53,6 +53,7 @@ import { boundAnswer, buildReport, carriedLedgerBytes, compactForCarry, pageEntr
 import { takeResubmission } from './resubmission.ts';
 import { publish, recordOutcome, type Published } from './visibility.ts';
 import { createSender } from './sender.ts';
+import { packPages, unpackPages } from './pages.ts';
 import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
 import { releaseSpooledSource } from './release.ts';
 
@@ -73,6 +74,8 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     });
   }
   const opts = resolveOptions(parsedOptions.data);
+  /** Targets a page (one planning call) holds. */
+  const pageSize = Math.min(PAGE, opts.sliceSize);
   const { provider, source } = input;
   const carried = input.carried;
 
@@ -87,7 +90,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   });
 
   const ledger: Ledger = carried?.ledger ?? newLedger();
-  let slices: SliceRef[] = carried?.slices ?? [];
+  let slices: SliceRef[] = carried?.pages ? unpackPages(carried.pages) : (carried?.slices ?? []);
   let nextSlice = carried?.nextSlice ?? 0;
   let phase: SyncPhase = carried ? 'sending' : 'validating';
   let firstPassSettled = false;
@@ -143,7 +146,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     if (mayContinue) {
       const after =
         carriedLedgerBytes(ledger) +
-        jsonBytes(slices) +
+        jsonBytes(packPages(slices, pageSize)) +
         jsonBytes(resubmission) +
         resubmission.items.length * CARRIED_BYTES_PER_ITEM;
       if (after > CARRY_BYTES) {
@@ -229,7 +232,6 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   });
 
   // ---- Scan: how many targets, cut into pages (one planning call each) and slices of pages. ----
-  const pageSize = Math.min(PAGE, opts.sliceSize);
   if (!carried) {
     if (source.kind === 'inline') {
       const n = source.targets.length;
@@ -342,7 +344,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
       // History stays bounded: the next run carries cursors and counts, not targets.
       await condition(() => idle() && allHandlersFinished());
       compactForCarry(ledger);
-      const next: Carried = { ledger, inlineBytes, slices, nextSlice, finishRequested };
+      const next: Carried = { ledger, inlineBytes, pages: packPages(slices, pageSize), nextSlice, finishRequested };
       const bytes = jsonBytes(next);
       if (bytes > CARRY_BYTES) log.warn('carried state over its budget', { bytes, budget: CARRY_BYTES });
       await continueAsNew<typeof syncWorkflow>({ ...input, carried: next });
