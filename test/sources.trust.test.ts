@@ -313,6 +313,17 @@ describe('the spool: private, sealed with the codec key, gone when its sync clos
     expect(await readdir(spool)).not.toContain(files[0]);
   });
 
+  it('ends a sync whose worker lacks the key its spool was sealed with, naming CATALOG_SYNC_CODEC_KEYS', async () => {
+    process.env.CATALOG_SYNC_CODEC_KEYS = CODEC_KEYS;
+    const outcome = await runSync(
+      { provider: 'octogen', targets: big, options: { resubmissionWindow: '0s' } },
+      workerEnv(),
+    );
+    expect(outcome.abortReason).toMatch(/sealed with codec key "s1".*add it to CATALOG_SYNC_CODEC_KEYS/);
+    expect(countsAddUp(outcome.report.counts)).toBe(true);
+    expect((await readdir(spool)).filter((f) => f.endsWith('.ndjson'))).toEqual([]);
+  });
+
   it('deletes the spooled file when the sync aborts', async () => {
     const outcome = await runSync(
       { provider: 'octogen', targets: big, options: { resubmissionWindow: '0s' } },
