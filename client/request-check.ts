@@ -32,6 +32,9 @@ export interface CheckedRequest {
   problems: TargetProblem[];
 }
 
+/** Most targets one inline request may carry (SyncRequestSchema says the same). */
+export const MAX_INLINE_TARGETS = 1_000_000;
+
 /** Values echoed in messages: quoted, escaped (never a line break), cut short. */
 export const quote = (value: unknown): string => {
   const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
@@ -119,6 +122,13 @@ export function checkSyncRequest(raw: unknown): CheckedRequest {
   const refuse = (message: string): never => {
     throw new SyncRequestError(oneLine(message));
   };
+  // A count over the limit is refused before anything walks the array (a sparse array of 10^8 too).
+  const count = (raw as { targets?: unknown } | null)?.targets;
+  if (Array.isArray(count) && count.length > MAX_INLINE_TARGETS) {
+    refuse(
+      `invalid sync request: targets has ${count.length} items, over the limit of ${MAX_INLINE_TARGETS} inline; give a larger catalog by targetsRef (an NDJSON file or URL)`,
+    );
+  }
   // Encoding and nesting first: zod and the serializers recurse, and a lone surrogate in a key
   // is a field name nobody can read back.
   if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
