@@ -32,7 +32,11 @@ let sim: OctogenSimulator;
 let host: NdjsonHost;
 let dir: string;
 // The NDJSON host listens on loopback: the worker's allowlist names it (CATALOG_SYNC_SOURCE_URLS).
-const workerEnv = () => ({ OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: KEY, CATALOG_SYNC_SOURCE_URLS: `${host.url}/` });
+const workerEnv = () => ({
+  OCTOGEN_BASE_URL: sim.url,
+  OCTOGEN_PLATFORM_API_KEY: KEY,
+  CATALOG_SYNC_SOURCE_URLS: `${host.url}/`,
+});
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'catalog-sync-large-'));
