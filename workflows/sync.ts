@@ -147,7 +147,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
       const after =
         carriedLedgerBytes(ledger) +
         jsonBytes(packPages(slices, pageSize)) +
-        jsonBytes(resubmission) +
+        // Settled before any continue-as-new: targets are not carried, only entries without echoes.
         resubmission.items.length * CARRIED_BYTES_PER_ITEM;
       if (after > CARRY_BYTES) {
         return {
