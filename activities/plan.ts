@@ -122,7 +122,7 @@ export const sameProduct = (t: { identity: string; groupKey: string }): string =
 /**
  * Validates and batches. A target whose identity an earlier one of `items` has is rejected as
  * `duplicate_target` naming the first (its line, or its target id): the scope is one call, so one
- * planning page of a source (2,000 targets) or one re-submission; the client refuses duplicates of
+ * planning page of a source (1,000 targets) or one re-submission; the client refuses duplicates of
  * an inline request before anything starts.
  */
 export function planTargets(
