@@ -25,6 +25,9 @@ const products = makeOctogenProducts('alpha', 20_000);
 const shared = [
   { uuid: '77777777-7777-4777-8777-777777777777', url: 'https://shared.example/big/1', catalog: 'alpha' },
   { uuid: '88888888-8888-4888-8888-888888888888', url: 'https://shared.example/big/1', catalog: 'beta' },
+  // A second URL in both catalogs: a sync names each product once, so two ambiguous targets need two.
+  { uuid: '99999999-9999-4999-8999-999999999999', url: 'https://shared.example/big/2', catalog: 'alpha' },
+  { uuid: 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', url: 'https://shared.example/big/2', catalog: 'beta' },
 ];
 
 let t: TemporalTestEnv;
@@ -144,7 +147,7 @@ describe('fan-out and continue-as-new', () => {
     // 300 targets, 50 a slice, 2 slices a run: 6 slice workflows over 3 runs.
     const targets: unknown[] = products.slice(0, 300).map((p) => ({ uuid: p.uuid }));
     targets[20] = { url: shared[0]!.url }; // ambiguous
-    targets[260] = { url: shared[0]!.url }; // ambiguous
+    targets[260] = { url: shared[2]!.url }; // ambiguous
     const outcome = await withWorker(t, { env: workerEnv() }, async (taskQueue) => {
       const { workflowId } = await startSync(
         t.client,
@@ -169,7 +172,7 @@ describe('fan-out and continue-as-new', () => {
       expect(answer.refused.map((r) => r.code)).toEqual(['invalid_target']);
       const settled = await awaitFirstPass(t.client, workflowId);
       expect(settled.report.counts).toMatchObject({ submitted: 301, rejected: 1, superseded: 1 });
-      await resubmitBySignal(t.client, workflowId, [{ target: { catalog: 'beta', url: shared[0]!.url } }]);
+      await resubmitBySignal(t.client, workflowId, [{ target: { catalog: 'beta', url: shared[2]!.url } }]);
       const final = await awaitReport(t.client, workflowId);
       const history = await t.client.workflow.getHandle(workflowId).fetchHistory();
       return { final, history };
