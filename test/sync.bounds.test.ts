@@ -46,10 +46,10 @@ let dir: string;
 /** Every task queue these tests ran syncs on: their histories are scanned at the end. */
 const taskQueues: string[] = [];
 const workerEnv = () => ({ OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: KEY });
-const run = <T>(fn: (taskQueue: string) => Promise<T>): Promise<T> => {
+const run = <T>(fn: (taskQueue: string) => Promise<T>, env = workerEnv()): Promise<T> => {
   const taskQueue = uniqueTaskQueue('bounds');
   taskQueues.push(taskQueue);
-  return withWorker(t, { env: workerEnv(), taskQueue }, fn);
+  return withWorker(t, { env, taskQueue }, fn);
 };
 
 beforeAll(async () => {
@@ -250,10 +250,50 @@ describe('a re-submission over its limits', () => {
   });
 });
 
+describe('a fanned-out sync in its first pass', () => {
+  it('refuses a re-submission that would overflow the state it carries across runs, saying when to re-submit', async () => {
+    // Slow answers and one slice at a time: the first pass still has slices to start.
+    const slow = await startOctogenSimulator({ keys: { [KEY]: ['alpha'] }, products, latencyMs: 400 });
+    try {
+      const targets = Array.from({ length: 40 }, (_, i) => ({ url: `https://alpha.com/products/gone-${i}` }));
+      const out = await run(
+        async (taskQueue) => {
+          const { workflowId } = await startSync(
+            t.client,
+            { provider: 'octogen', targets, options: { sliceSize: 10, concurrency: 1, resubmissionWindow: '0s' } },
+            taskQueue,
+          );
+          let status = await getStatus(t.client, workflowId);
+          while (status.phase !== 'sending') {
+            await new Promise((r) => setTimeout(r, 20));
+            status = await getStatus(t.client, workflowId);
+          }
+          const items = Array.from({ length: MAX_ITEMS_PER_RESUBMISSION }, () => ({
+            fixes: 't0',
+            target: { url: 'https://alpha.com/products/gone-0' },
+          }));
+          const answer = await resubmit(t.client, workflowId, items);
+          return { answer, final: await awaitReport(t.client, workflowId) };
+        },
+        { OCTOGEN_BASE_URL: slow.url, OCTOGEN_PLATFORM_API_KEY: KEY },
+      );
+      expect(out.answer.taken).toEqual([]);
+      expect(out.answer.refused).toHaveLength(MAX_ITEMS_PER_RESUBMISSION);
+      expect(out.answer.refused.every((r) => r.code === 'sync_state_full')).toBe(true);
+      expect(out.answer.refused[0]?.message).toMatch(/first pass.*re-submit after the first pass has settled/);
+      const { report } = out.final;
+      expect(report.counts).toMatchObject({ submitted: 40, rejected: 40, pending: 0 });
+      expectBounded(report);
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
 describe('histories', () => {
   it('no event of any of these syncs carries a payload over 256 KB', async () => {
     const scan = await scanHistories(t.client, taskQueues);
-    expect(scan.runs).toBeGreaterThanOrEqual(3 + 2 + 12);
+    expect(scan.runs).toBeGreaterThanOrEqual(3 + 2 + 12 + 1 + 4);
     expect(scan.over).toEqual([]);
     expect(scan.largest?.bytes ?? 0).toBeLessThanOrEqual(256 * 1024);
   });

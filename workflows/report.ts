@@ -225,19 +225,26 @@ export function buildReport(head: ReportHead, ledger: Ledger): SyncReport {
 }
 
 /**
- * An update's answer under ANSWER_BYTES: every item keeps its index and code; messages are cut
- * shorter until it fits (the item limit makes the last step always fit).
+ * An update's answer under ANSWER_BYTES: every item keeps its index and code; the first item of
+ * each code keeps its message, the others' messages are cut shorter until it fits (the item limit
+ * makes the last step always fit).
  */
 export function boundAnswer(answer: ResubmissionAnswer): ResubmissionAnswer {
   let bounded = answer;
   for (const max of [500, 200, 80, 30, 0]) {
+    const seen = new Set<string>();
     bounded = {
       taken: answer.taken,
-      refused: answer.refused.map((r) => ({
-        ...r,
-        ...(max === 0 && r.fixes !== undefined ? { fixes: clipText(r.fixes, 24) } : {}),
-        message: max === 0 ? '' : clipText(r.message, max),
-      })),
+      refused: answer.refused.map((r) => {
+        const first = !seen.has(r.code);
+        seen.add(r.code);
+        const cut = first ? Math.min(500, Math.max(max, 300)) : max;
+        return {
+          ...r,
+          ...(max === 0 && r.fixes !== undefined ? { fixes: clipText(r.fixes, 24) } : {}),
+          message: cut === 0 ? '' : clipText(r.message, cut),
+        };
+      }),
     };
     if (jsonBytes(bounded) <= ANSWER_BYTES) return bounded;
   }

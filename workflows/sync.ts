@@ -136,14 +136,16 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   /** Targets the sync received from its source (re-submissions come after them). */
   const originals = () => slices.reduce((n, p) => n + p.count, 0);
 
-  /** True while a run may still continue as new: what re-submissions add is carried. */
-  let mayContinue = false;
+  /** Set while this run starts slices: until the last has started, it may continue as new. */
+  let fanningOut = false;
+  /** True while this run may still continue as new: what re-submissions add is carried. */
+  const mayContinue = () => fanningOut && nextSlice < groups.length;
   /** Why this sync cannot take the re-submission now, if it cannot. */
   const cannotTake = (resubmission: Resubmission): { code: string; message: string } | undefined => {
     if (closing) {
       return { code: 'sync_closed', message: 'the sync has closed its re-submission window; start a new sync' };
     }
-    if (mayContinue) {
+    if (mayContinue()) {
       const after =
         carriedLedgerBytes(ledger) +
         jsonBytes(packPages(slices, pageSize)) +
@@ -178,8 +180,8 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
       targets: resubmission.items.map((item, seq) => ({ seq, target: item.target })),
       ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
     });
-    // Checked again: the sync may have begun to close while the plan was made.
-    const late = cannotTake(resubmission);
+    // Checked again: other re-submissions may have filled the carried state while this one was planned.
+    const late = mayContinue() ? cannotTake(resubmission) : undefined;
     if (late) return refuseAll(resubmission, late);
     const { answer, batches } = takeResubmission(ledger, resubmission, plan, originals());
     resubmissions.enqueue(batches);
@@ -299,7 +301,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     abortReason = await runSlice({ provider, source, pages: groups[0], options: opts }, ledger);
     nextSlice = 1;
   } else {
-    mayContinue = nextSlice < groups.length;
+    fanningOut = true;
     // K slices at once, one call in flight each: while one slice plans or closes, the others
     // send, so the provider sees close to K calls at a time and never more.
     const childrenAtOnce = opts.concurrency;
@@ -349,7 +351,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
       if (bytes > CARRY_BYTES) log.warn('carried state over its budget', { bytes, budget: CARRY_BYTES });
       await continueAsNew<typeof syncWorkflow>({ ...input, carried: next });
     }
-    mayContinue = false;
+    fanningOut = false;
   }
   if (abortReason !== undefined) {
     // Slices never started are counted as failed, so the report still adds up.
