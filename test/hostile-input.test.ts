@@ -554,6 +554,35 @@ describe('sizes: 1x, 10x and 100x of each documented limit', () => {
   });
 });
 
+describe('by reference', () => {
+  it('rejects the later of two targets naming the same product as duplicate_target, naming the first line; sends it once', async () => {
+    const file = path.join(dir, 'dup-ref.ndjson');
+    const uuid = products[5]!.uuid;
+    writeFileSync(
+      file,
+      `${[{ uuid }, { uuid: products[6]!.uuid }, { uuid }].map((x) => JSON.stringify(x)).join('\n')}\n`,
+    );
+    sim.reset();
+    const { workflowId } = await startSync(
+      t.client,
+      { provider: 'octogen', targetsRef: { file }, options: { resubmissionWindow: '0s' } },
+      workQueue,
+    );
+    const { report } = await awaitReport(t.client, workflowId);
+    expect(report.counts).toMatchObject({ submitted: 3, accepted: 2, rejected: 1, pending: 0 });
+    expect(report.rejected).toEqual([
+      expect.objectContaining({
+        id: 't2',
+        line: 3,
+        code: 'duplicate_target',
+        message: expect.stringMatching(/line 1/),
+      }),
+    ]);
+    const sent = sim.requests.flatMap((r) => (r.body as { targets: { uuid?: string }[] }).targets.map((x) => x.uuid));
+    expect(sent.filter((u) => u === uuid)).toHaveLength(1);
+  });
+});
+
 describe('the CLI: one catalog-sync: line with a fix, a non-zero exit, nothing started', () => {
   const env = () => ({
     TEMPORAL_ADDRESS: inject('temporalAddress'),
