@@ -84,7 +84,7 @@ function expectBounded(report: SyncReport) {
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `t${i}`);
 
 describe('a sync whose every target is rejected', () => {
-  it('10,000 provider rejections in one slice: closes, status during and after, complete paged list', async () => {
+  it('10,000 provider rejections in one slice: status, re-submission, finish, result and a complete paged list', async () => {
     const targets = Array.from({ length: 10_000 }, (_, i) => ({
       url: `https://alpha.com/products/missing-${i}?${'x'.repeat(100)}`,
     }));
@@ -92,22 +92,29 @@ describe('a sync whose every target is rejected', () => {
     const out = await run(async (taskQueue) => {
       const { workflowId } = await startSync(
         t.client,
-        { provider: 'octogen', targetsRef: { file }, options: { resubmissionWindow: '0s' } },
+        { provider: 'octogen', targetsRef: { file }, options: { resubmissionWindow: '10m' } },
         taskQueue,
       );
       const during: SyncReport[] = [];
-      await awaitFirstPass(t.client, workflowId, { pollMs: 100, onProgress: (r) => during.push(r) });
+      const first = await awaitFirstPass(t.client, workflowId, { pollMs: 100, onProgress: (r) => during.push(r) });
+      // A rejection the report had no room for is still the sync's own: it can be fixed by id.
+      const fixed = await resubmit(t.client, workflowId, [{ fixes: 't9999', target: { uuid: products[2]!.uuid } }]);
+      await finish(t.client, workflowId);
       const outcome = await awaitReport(t.client, workflowId);
       const after = await getStatus(t.client, workflowId);
       const all = await listRejected(t.client, workflowId);
-      return { workflowId, during, outcome, after, all };
+      return { workflowId, during, first: first.report, fixed, outcome, after, all };
     });
     expect(out.outcome.abortReason).toBeUndefined();
+    expect(out.first.counts).toMatchObject({ submitted: 10_000, rejected: 10_000, pending: 0 });
+    expect(out.first.rejected.some((r) => r.id === 't9999')).toBe(false);
+    expect(out.fixed).toEqual({ taken: [{ index: 0, id: 't10000', supersedes: 't9999' }], refused: [] });
     const { report } = out.outcome;
     expect(report.phase).toBe('closed');
-    expect(report.counts).toMatchObject({ submitted: 10_000, rejected: 10_000, accepted: 0, pending: 0 });
+    expect(report.closedReason).toBe('finished');
+    expect(report.counts).toMatchObject({ submitted: 10_001, accepted: 1, superseded: 1, rejected: 9_999, pending: 0 });
     expect(out.during.length).toBeGreaterThan(0);
-    for (const r of [...out.during, report, out.after]) expectBounded(r);
+    for (const r of [...out.during, out.first, report, out.after]) expectBounded(r);
     // The sync keeps what its report had no room for, and names itself as where it is.
     expect(report.omitted?.rejected).toBeGreaterThan(0);
     expect(report.rejectedElsewhere).toEqual([
@@ -115,9 +122,9 @@ describe('a sync whose every target is rejected', () => {
     ]);
     expect(out.after.counts).toEqual(report.counts);
     // The complete list: every id exactly once, each with its echo and the provider's code.
-    expect(out.all.rejected.map((r) => r.id)).toEqual(ids(10_000));
+    expect(out.all.rejected.map((r) => r.id)).toEqual(ids(9_999));
     expect(out.all.rejected.every((r) => r.code === 'product_not_found')).toBe(true);
-    expect(out.all.rejected[9_999]?.target).toEqual(targets[9_999]);
+    expect(out.all.rejected[9_998]?.target).toEqual(targets[9_998]);
     // The text report prints, names what it left out and how to list everything.
     const text = formatReport(out.workflowId, report, 'http://ui');
     expect(text).toMatch(/left out of this report/);
