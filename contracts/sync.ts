@@ -23,6 +23,7 @@ export function durationMillis(value: string | number): number {
 
 /** How a duration limit reads in messages: "30d", "1h", "10ms". */
 export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
   for (const [unit, size] of [
     ['d', 86_400_000],
     ['h', 3_600_000],
