@@ -193,6 +193,32 @@ describe('a sync whose every target is rejected', () => {
   });
 });
 
+describe('an aborted sync', () => {
+  it('carries a bounded report in its SyncAborted details, the rest paged from the sync', async () => {
+    const lines = [
+      { uuid: products[0]!.uuid },
+      // One slice (10,000 targets): the sync runs it itself and keeps every entry.
+      ...Array.from({ length: 9_999 }, (_, i) => ({ uuid: `not-a-uuid-${i}-${'z'.repeat(100)}` })),
+    ];
+    const file = writeNdjson('abort.ndjson', lines);
+    const out = await run(
+      async (taskQueue) => {
+        const { workflowId } = await startSync(t.client, { provider: 'octogen', targetsRef: { file } }, taskQueue);
+        const outcome = await awaitReport(t.client, workflowId);
+        return { outcome, all: await listRejected(t.client, workflowId) };
+      },
+      { OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: 'not-a-key' },
+    );
+    expect(out.outcome.abortReason).toBeDefined();
+    const { report } = out.outcome;
+    expect(report.counts).toMatchObject({ submitted: 10_000, rejected: 9_999, failed: 1, pending: 0 });
+    expectBounded(report);
+    expect(report.omitted?.rejected).toBeGreaterThan(0);
+    expect(out.all.rejected.map((r) => r.id)).toEqual(ids(10_000).slice(1));
+    expect(out.all.failed.map((f) => f.id)).toEqual(['t0']);
+  });
+});
+
 describe('a re-submission over its limits', () => {
   it('is refused naming the limit, by library, update and signal; the sync stays open and takes a valid one', async () => {
     const targets = [
@@ -300,7 +326,7 @@ describe('a fanned-out sync in its first pass', () => {
 describe('histories', () => {
   it('no event of any of these syncs carries a payload over 256 KB', async () => {
     const scan = await scanHistories(t.client, taskQueues);
-    expect(scan.runs).toBeGreaterThanOrEqual(3 + 2 + 12 + 1 + 4);
+    expect(scan.runs).toBeGreaterThanOrEqual(1 + 3 + 12 + 1 + 1 + 4);
     expect(scan.over).toEqual([]);
     expect(scan.largest?.bytes ?? 0).toBeLessThanOrEqual(256 * 1024);
   });
