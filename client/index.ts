@@ -2,3 +2,4 @@ export * from './connection.ts';
 export * from './sync-client.ts';
 export * from '../contracts/index.ts';
 export * from './schedules.ts';
+export * from './request-check.ts';

@@ -33,7 +33,13 @@ import {
 import type { syncSliceWorkflow, syncWorkflow } from '../workflows/index.ts';
 import { shownUrl } from '../activities/source-policy.ts';
 import { releaseSpool, spoolDir as spoolFolder, writeSpool } from '../activities/spool.ts';
-import { SyncRequestError, checkSyncRequest, nothingValidMessage } from './request-check.ts';
+import {
+  SyncRequestError,
+  checkSyncRequest,
+  nothingValidMessage,
+  type CheckedRequest,
+  type TargetProblem,
+} from './request-check.ts';
 
 // A request the client refuses before anything is started: one line naming the field and the fix.
 export { SyncRequestError } from './request-check.ts';
@@ -98,6 +104,11 @@ export interface StartedSync {
   workflowId: string;
   /** False when a sync with this key already existed: nothing new was started. */
   started: boolean;
+  /**
+   * Inline targets refused at submission (position, code, reason): never sent, and reported
+   * rejected by the sync too. Absent when every target passed.
+   */
+  rejected?: TargetProblem[];
 }
 
 /**
@@ -105,13 +116,13 @@ export interface StartedSync {
  * HTTP front make too. Malformed inline targets start with the rest and are reported rejected,
  * never sent; when none is left to send, nothing starts.
  */
-function parseRequest(request: SyncRequest): SyncRequest {
+function parseRequest(request: SyncRequest): CheckedRequest {
   const checked = checkSyncRequest(request);
   const targets = checked.request.targets;
   if (targets !== undefined && checked.problems.length === targets.length) {
     throw new SyncRequestError(nothingValidMessage(checked.problems));
   }
-  return checked.request;
+  return checked;
 }
 
 export interface StartOptions {
@@ -133,7 +144,7 @@ export async function startSync(
   taskQueue: string,
   opts: StartOptions = {},
 ): Promise<StartedSync> {
-  const req = parseRequest(request);
+  const { request: req, problems } = parseRequest(request);
   const workflowId = syncWorkflowId(req.provider, req.key);
   const caller = typeof opts.memo?.caller === 'string' ? opts.memo.caller : undefined;
   const requestHash = requestFingerprint(req, caller);
@@ -168,7 +179,7 @@ export async function startSync(
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       workflowIdConflictPolicy: 'FAIL',
     });
-    return { workflowId, started: true };
+    return { workflowId, started: true, ...(problems.length > 0 ? { rejected: problems } : {}) };
   } catch (err) {
     if (input.source.kind === 'ref') await releaseSpool(input.source.ref).catch(() => false); // not ours to keep
     // Started by someone else between the check above and now: the same comparison decides.

@@ -554,6 +554,25 @@ describe('sizes: 1x, 10x and 100x of each documented limit', () => {
   });
 });
 
+describe('partly bad inline requests', () => {
+  it('start with the rest: the library lists the refused targets at once, and none of them is ever sent', async () => {
+    sim.reset();
+    const bad = { url: 'https://alpha.com/products/a b' };
+    const started = await startSync(
+      t.client,
+      { provider: 'octogen', targets: [{ uuid: products[7]!.uuid }, bad], options: { resubmissionWindow: '0s' } },
+      workQueue,
+    );
+    expect(started.rejected).toEqual([{ index: 1, code: 'invalid_target', message: expect.stringMatching(/url/) }]);
+    const { report } = await awaitReport(t.client, started.workflowId);
+    expect(report.counts).toMatchObject({ submitted: 2, accepted: 1, rejected: 1 });
+    expect(report.rejected).toEqual([
+      expect.objectContaining({ id: 't1', code: 'invalid_target', origin: 'validation' }),
+    ]);
+    expect(JSON.stringify(sim.requests.map((r) => r.body))).not.toContain('a b');
+  });
+});
+
 describe('by reference', () => {
   it('rejects the later of two targets naming the same product as duplicate_target, naming the first line; sends it once', async () => {
     const file = path.join(dir, 'dup-ref.ndjson');
