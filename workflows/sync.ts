@@ -61,6 +61,8 @@ import { releaseSpooledSource } from './release.ts';
 const INLINE_BYTES = 128 * 1024;
 /** Targets a planning call reads and validates at most: keeps every planning result (a local activity marker) well under 256 KB. */
 const PAGE = 1000;
+/** Slice workflows one sync fans out to, at most (rounded up to a multiple of `concurrency`). */
+const MAX_SLICES = 1000;
 /** What one re-submitted target may add to the carried ledger once settled (no echo, message cut). */
 const CARRIED_BYTES_PER_ITEM = 400;
 
@@ -259,7 +261,9 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     // When the sync fans out, a multiple of `concurrency` slices of near-equal size, so every slot
     // has about the same work and none sits idle while the last slices finish.
     const pagesPerSlice = Math.max(1, Math.floor(opts.sliceSize / pageSize));
-    let count = Math.ceil(slices.length / pagesPerSlice);
+    // At most MAX_SLICES slice workflows (about that many): a larger catalog gets larger slices,
+    // so the list of slices a sync names and carries across runs stays bounded.
+    let count = Math.min(MAX_SLICES, Math.ceil(slices.length / pagesPerSlice));
     if (count > 1) count = opts.concurrency * Math.ceil(count / opts.concurrency);
     count = Math.max(1, Math.min(count, slices.length));
     for (let i = 0; i < count; i += 1) {
