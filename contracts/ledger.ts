@@ -25,6 +25,8 @@ export interface Entry {
 export interface Elsewhere {
   /** The slice workflow that lists them; absent for slices never sent (an aborted sync). */
   workflowId?: string;
+  /** Carried across continue-as-new instead of `workflowId` when that is `<sync id>/slice-<slice>`. */
+  slice?: number;
   rejected: number;
   failed: number;
   warnings?: number;

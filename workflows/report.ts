@@ -251,17 +251,48 @@ export function boundAnswer(answer: ResubmissionAnswer): ResubmissionAnswer {
   return bounded;
 }
 
+/** Refused items and provider calls a run hands to the next one, at most (the rest are counted). */
+const CARRIED_LIST = 50;
+
 /**
  * Shrinks the ledger a run hands to the next one on continue-as-new: settled entries drop their
- * echoes and keep messages short (pending ones keep their targets: they are still to be sent).
+ * echoes and keep messages short (pending ones keep their targets: they are still to be sent),
+ * refused items and calls past CARRIED_LIST are only counted, and slice workflows are named by
+ * number. `expandCarried` undoes the naming in the next run.
  */
-export function compactForCarry(ledger: Ledger): void {
+export function compactForCarry(ledger: Ledger, workflowId: string): void {
   for (const e of Object.values(ledger.entries)) {
     if (e.state === 'pending') continue;
     delete e.target;
     if (e.message !== undefined) e.message = clipText(e.message, MESSAGE_CHARS);
   }
   ledger.warnings = ledger.warnings.map((w) => ({ id: w.id, message: clipText(w.message, MESSAGE_CHARS) }));
+  if (ledger.refused.length > CARRIED_LIST) {
+    ledger.omittedRefused = (ledger.omittedRefused ?? 0) + ledger.refused.length - CARRIED_LIST;
+    ledger.refused = ledger.refused.slice(0, CARRIED_LIST);
+  }
+  if (ledger.calls.length > CARRIED_LIST) {
+    ledger.omittedCalls = (ledger.omittedCalls ?? 0) + ledger.calls.length - CARRIED_LIST;
+    ledger.calls = ledger.calls.slice(0, CARRIED_LIST);
+  }
+  const prefix = `${workflowId}/slice-`;
+  ledger.elsewhere = ledger.elsewhere.map((x) => {
+    const n = x.workflowId?.startsWith(prefix) ? Number(x.workflowId.slice(prefix.length)) : Number.NaN;
+    if (!Number.isInteger(n) || x.workflowId !== `${prefix}${n}`) return x;
+    const { workflowId: _named, ...rest } = x;
+    void _named;
+    return { ...rest, slice: n };
+  });
+}
+
+/** The carried ledger as this run keeps it: slice workflows named again. */
+export function expandCarried(ledger: Ledger, workflowId: string): Ledger {
+  ledger.elsewhere = ledger.elsewhere.map((x) => {
+    if (x.slice === undefined || x.workflowId !== undefined) return x;
+    const { slice, ...rest } = x;
+    return { ...rest, workflowId: `${workflowId}/slice-${slice}` };
+  });
+  return ledger;
 }
 
 /** What the ledger would weigh once compacted for continue-as-new. */

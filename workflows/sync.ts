@@ -49,7 +49,15 @@ import {
   type SyncReport,
 } from '../contracts/index.ts';
 import { addCalls, addRefused, counts, newLedger, type Ledger } from './ledger.ts';
-import { boundAnswer, buildReport, carriedLedgerBytes, compactForCarry, pageEntries, pageWarnings } from './report.ts';
+import {
+  boundAnswer,
+  buildReport,
+  carriedLedgerBytes,
+  compactForCarry,
+  expandCarried,
+  pageEntries,
+  pageWarnings,
+} from './report.ts';
 import { takeResubmission } from './resubmission.ts';
 import { publish, recordOutcome, type Published } from './visibility.ts';
 import { createSender } from './sender.ts';
@@ -91,7 +99,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: [FailureType.InvalidSyncRequest] },
   });
 
-  const ledger: Ledger = carried?.ledger ?? newLedger();
+  const ledger: Ledger = carried ? expandCarried(carried.ledger, workflowInfo().workflowId) : newLedger();
   let slices: SliceRef[] = carried?.pages ? unpackPages(carried.pages) : (carried?.slices ?? []);
   let nextSlice = carried?.nextSlice ?? 0;
   let phase: SyncPhase = carried ? 'sending' : 'validating';
@@ -349,7 +357,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     if (nextSlice < groups.length && abortReason === undefined) {
       // History stays bounded: the next run carries cursors and counts, not targets.
       await condition(() => idle() && allHandlersFinished());
-      compactForCarry(ledger);
+      compactForCarry(ledger, workflowInfo().workflowId);
       const next: Carried = { ledger, inlineBytes, pages: packPages(slices, pageSize), nextSlice, finishRequested };
       const bytes = jsonBytes(next);
       if (bytes > CARRY_BYTES) log.warn('carried state over its budget', { bytes, budget: CARRY_BYTES });
