@@ -69,6 +69,8 @@ import { releaseSpooledSource } from './release.ts';
 const INLINE_BYTES = 128 * 1024;
 /** Targets a planning call reads and validates at most: keeps every planning result (a local activity marker) well under 256 KB. */
 const PAGE = 1000;
+/** Room kept in the carried state for the slices it names (about 1,000 at ~45 bytes) and short lists. */
+const CARRY_RESERVE = 64 * 1024;
 /** Slice workflows one sync fans out to, at most (rounded up to a multiple of `concurrency`). */
 const MAX_SLICES = 1000;
 /** What one re-submitted target may add to the carried ledger once settled (no echo, message cut). */
@@ -159,6 +161,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
       const after =
         carriedLedgerBytes(ledger) +
         jsonBytes(packPages(slices, pageSize)) +
+        CARRY_RESERVE +
         // Settled before any continue-as-new: targets are not carried, only entries without echoes.
         resubmission.items.length * CARRIED_BYTES_PER_ITEM;
       if (after > CARRY_BYTES) {
@@ -292,7 +295,9 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     ledger.accepted += result.accepted;
     addCalls(ledger, result.calls, result.callCount ?? result.calls.length);
     const bytes = jsonBytes(result.entries) + jsonBytes(result.warnings);
-    if (result.complete && inlineBytes + bytes <= INLINE_BYTES) {
+    // Merged only while the state this run may carry to the next stays under CARRY_BYTES.
+    const carriedAfter = carriedLedgerBytes(ledger) + bytes + jsonBytes(packPages(slices, pageSize)) + CARRY_RESERVE;
+    if (result.complete && inlineBytes + bytes <= INLINE_BYTES && carriedAfter <= CARRY_BYTES) {
       inlineBytes += bytes;
       for (const [seq, e] of Object.entries(result.entries)) ledger.entries[seq] = e;
       ledger.warnings.push(...result.warnings);
