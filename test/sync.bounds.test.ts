@@ -33,6 +33,7 @@ import {
   type SyncReport,
 } from '../contracts/index.ts';
 import { packPages, unpackPages } from '../workflows/pages.ts';
+import { makeInsiderItems, startInsiderSimulator } from '../simulators/insider.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { scanHistories } from './helpers/histories.ts';
 import { connectTestEnv, uniqueTaskQueue, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
@@ -46,7 +47,7 @@ let dir: string;
 /** Every task queue these tests ran syncs on: their histories are scanned at the end. */
 const taskQueues: string[] = [];
 const workerEnv = () => ({ OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: KEY });
-const run = <T>(fn: (taskQueue: string) => Promise<T>, env = workerEnv()): Promise<T> => {
+const run = <T>(fn: (taskQueue: string) => Promise<T>, env: Record<string, string> = workerEnv()): Promise<T> => {
   const taskQueue = uniqueTaskQueue('bounds');
   taskQueues.push(taskQueue);
   return withWorker(t, { env, taskQueue }, fn);
@@ -193,6 +194,47 @@ describe('a sync whose every target is rejected', () => {
   });
 });
 
+describe('a sync whose every target is accepted with a warning', () => {
+  it('caps warnings in the report with a count and pages them all, in one slice and fanned out', async () => {
+    const items = makeInsiderItems(3000);
+    const insider = await startInsiderSimulator({
+      partnerName: 'p',
+      token: 't',
+      items,
+      productAttributes: ['material'],
+      requestsPerMinute: Infinity,
+    });
+    try {
+      const targets = items.map((key) => {
+        const [item_id, locale] = key.split(':');
+        return { item_id, locale, in_stock: 1, product_attributes: { [`undefined_attribute_${key}`]: 'x' } };
+      });
+      const env = {
+        INSIDER_BASE_URL: insider.url,
+        INSIDER_PARTNER_NAME: 'p',
+        INSIDER_REQUEST_TOKEN: 't',
+        INSIDER_REQUESTS_PER_MINUTE: '6000',
+      };
+      for (const options of [{ resubmissionWindow: '0s' }, { resubmissionWindow: '0s', sliceSize: 1000 }]) {
+        const out = await run(async (taskQueue) => {
+          const { workflowId } = await startSync(t.client, { provider: 'insider', targets, options }, taskQueue);
+          const { report } = await awaitReport(t.client, workflowId);
+          return { report, all: await listRejected(t.client, workflowId) };
+        }, env);
+        expect(out.report.counts).toMatchObject({ submitted: 3000, accepted: 3000 });
+        expectBounded(out.report);
+        expect(out.report.warnings.length).toBeLessThan(3000);
+        const held = (out.report.rejectedElsewhere ?? []).reduce((n, x) => n + x.warnings, 0);
+        expect(out.report.warnings.length + held).toBe(3000);
+        expect(out.all.warnings.map((w) => w.id)).toEqual(ids(3000));
+        expect(out.all.warnings[2999]?.message).toContain('undefined_attribute_');
+      }
+    } finally {
+      await insider.close();
+    }
+  });
+});
+
 describe('an aborted sync', () => {
   it('carries a bounded report in its SyncAborted details, the rest paged from the sync', async () => {
     const lines = [
@@ -326,7 +368,7 @@ describe('a fanned-out sync in its first pass', () => {
 describe('histories', () => {
   it('no event of any of these syncs carries a payload over 256 KB', async () => {
     const scan = await scanHistories(t.client, taskQueues);
-    expect(scan.runs).toBeGreaterThanOrEqual(1 + 3 + 12 + 1 + 1 + 4);
+    expect(scan.runs).toBeGreaterThanOrEqual(1 + 3 + 12 + 1 + 3 + 1 + 1 + 4);
     expect(scan.over).toEqual([]);
     expect(scan.largest?.bytes ?? 0).toBeLessThanOrEqual(256 * 1024);
   });
