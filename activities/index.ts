@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Dispatcher } from 'undici';
 import { FailureType, type ProviderFailureDetails } from '../contracts/errors.ts';
 import {
+  clipText,
   targetId,
   toRanges,
   type BatchRef,
@@ -14,7 +15,7 @@ import {
   type TargetSource,
   type TargetsRef,
 } from '../contracts/index.ts';
-import { planTargets, type Plan, type SequencedTarget } from './plan.ts';
+import { boundedIdentity, planTargets, type Plan, type SequencedTarget } from './plan.ts';
 import { parseLines, readSlice, scanRef } from './sources.ts';
 import { echoKnownFields } from './echo.ts';
 import { SOURCE_URLS_VAR, judgeSourceUrl, shownUrl, sourceDispatcher } from './source-policy.ts';
@@ -103,15 +104,34 @@ const clip = (message: string): string =>
   message.length > MESSAGE_LIMIT ? `${message.slice(0, MESSAGE_LIMIT - 3)}...` : message;
 
 /** Results stay well under Temporal's payload limit: past this, rejections drop echoes and detail. */
-const RESULT_BUDGET = 256 * 1024;
+const RESULT_BUDGET = 200 * 1024;
 function withinBudget(rejections: SliceRejection[]): SliceRejection[] {
-  if (JSON.stringify(rejections).length <= RESULT_BUDGET) return rejections;
+  if (Buffer.byteLength(JSON.stringify(rejections), 'utf8') <= RESULT_BUDGET) return rejections;
   return rejections.map(({ seq, line, code, message }) => ({
     seq,
     ...(line !== undefined ? { line } : {}),
     code,
     message: message.slice(0, 100),
   }));
+}
+
+/**
+ * A batch answer stays under RESULT_BUDGET however long the provider's messages and warnings or
+ * the echoes are: echoes go first, then messages and warnings are cut; codes, states and
+ * identities (what the ledger and re-submissions need) always stay.
+ */
+export function answerWithinBudget(answer: BatchAnswer): BatchAnswer {
+  const size = () => Buffer.byteLength(JSON.stringify(answer), 'utf8');
+  if (size() <= RESULT_BUDGET) return answer;
+  for (const o of answer.outcomes) if (o.state === 'rejected') delete o.target;
+  for (const max of [100, 20]) {
+    if (size() <= RESULT_BUDGET) break;
+    for (const o of answer.outcomes) {
+      if (o.state === 'rejected') o.message = clipText(o.message, max);
+      else if (o.warning !== undefined) o.warning = clipText(o.warning, max);
+    }
+  }
+  return answer;
 }
 
 const inRanges = (ranges: [number, number][]) => {
@@ -344,7 +364,7 @@ export function createActivities(deps: ActivityDeps) {
         o.message = clip(o.message);
         const target = targets[i];
         if (target !== undefined) {
-          o.identity = adapter.identity(target);
+          o.identity = boundedIdentity(adapter, target);
           if (input.targets.kind === 'ref') {
             const e = echoFromSource(adapter, target);
             if (e !== undefined) o.target = e;
@@ -353,7 +373,7 @@ export function createActivities(deps: ActivityDeps) {
           }
         }
       });
-      return answer;
+      return answerWithinBudget(answer);
     },
   };
 }

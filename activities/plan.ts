@@ -2,6 +2,7 @@
  * Validation and batching: which targets may be sent, why the others may not, and how the rest is
  * cut into calls the provider accepts. Pure: the activity wraps it, tests call it directly.
  */
+import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { isWellFormedText } from '../contracts/sync.ts';
 import type { AnyProviderAdapter, BatchLimits } from './providers/adapter.ts';
@@ -103,10 +104,24 @@ export function checkTarget(adapter: AnyProviderAdapter, limits: BatchLimits, ta
   return {
     ok: true,
     data: parsed.data,
-    identity: adapter.identity(parsed.data),
+    identity: boundedIdentity(adapter, parsed.data),
     groupKey: adapter.groupKey(parsed.data),
     bytes,
   };
+}
+
+/** Longest identity carried in plans and answers (Octogen URLs may be 2,048 characters). */
+export const IDENTITY_LIMIT = 256;
+
+/**
+ * A target's identity, short enough to carry in every result: a long one keeps its start and a
+ * digest of the whole, so re-submissions still match it (both sides derive it here).
+ */
+export function boundedIdentity<T>(adapter: { identity(target: T): string }, target: T): string {
+  const full = adapter.identity(target);
+  if (full.length <= IDENTITY_LIMIT) return full;
+  const digest = createHash('sha256').update(full, 'utf8').digest('hex').slice(0, 32);
+  return `${full.slice(0, IDENTITY_LIMIT - 40)}...#${digest}`;
 }
 
 /** The rejection of a target whose product an earlier target of the same sync already names. */
