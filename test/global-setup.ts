@@ -4,11 +4,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { startDevServer, type DevServer } from '../scripts/dev-server.ts';
 import { projectRoot } from '../scripts/temporal-bin.ts';
 import { workflowsPath } from '../worker/worker.ts';
+import { scanRuns } from './helpers/histories.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -41,6 +43,36 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('temporalNamespace', started.namespace);
   project.provide('workflowBundlePath', bundlePath);
   return async () => {
-    await server?.stop();
+    try {
+      await scanEveryHistory(started.address, started.namespace, dir);
+    } finally {
+      await server?.stop();
+    }
   };
+}
+
+/**
+ * The promise that no payload the product puts into Temporal passes 256 KB, checked over every
+ * history every suite left in the namespace (not only those a test chose to scan). A payload over
+ * it fails the run, naming the workflow, the event and where in it.
+ */
+async function scanEveryHistory(address: string, namespace: string, dir: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const scan = await scanRuns(new Client({ connection, namespace }), undefined);
+    writeFileSync(path.join(dir, 'history-scan.json'), `${JSON.stringify(scan, null, 2)}\n`);
+    process.stdout.write(
+      `history scan: ${scan.runs} runs, ${scan.events} events, ${scan.payloads} payloads, ` +
+        `largest ${scan.largest?.bytes ?? 0} bytes (${scan.largest?.eventType ?? '-'} of ${scan.largest?.workflowId ?? '-'})\n`,
+    );
+    if (scan.over.length > 0) {
+      // Vitest reports an error thrown here but still exits 0: the exit code must say it too.
+      process.exitCode = 1;
+      throw new Error(
+        `${scan.over.length} payloads over 256 KB in test histories, first: ${JSON.stringify(scan.over[0])}`,
+      );
+    }
+  } finally {
+    await connection.close();
+  }
 }

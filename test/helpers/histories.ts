@@ -4,6 +4,7 @@
  * memo, continue-as-new state), wherever it sits in the event.
  */
 import type { Client } from '@temporalio/client';
+import proto from '@temporalio/proto';
 
 export interface PayloadSighting {
   workflowId: string;
@@ -68,25 +69,34 @@ export async function scanHistories(
   limitBytes = 256 * 1024,
 ): Promise<HistoryScan> {
   const scan: HistoryScan = { runs: 0, events: 0, payloads: 0, over: [] };
-  for (const taskQueue of taskQueues) {
-    for await (const run of client.workflow.list({ query: `TaskQueue = '${taskQueue}'` })) {
-      scan.runs += 1;
-      for await (const event of historyEvents(client, run.workflowId, run.runId)) {
-        scan.events += 1;
-        const eventType = String(event.eventType ?? '');
-        for (const [path, bytes] of payloadsIn(event, '')) {
-          scan.payloads += 1;
-          const sighting = {
-            workflowId: run.workflowId,
-            runId: run.runId,
-            eventId: String(event.eventId ?? ''),
-            eventType,
-            path,
-            bytes,
-          };
-          if (!scan.largest || bytes > scan.largest.bytes) scan.largest = sighting;
-          if (bytes > limitBytes) scan.over.push(sighting);
-        }
+  for (const taskQueue of taskQueues) await scanRuns(client, `TaskQueue = '${taskQueue}'`, limitBytes, scan);
+  return scan;
+}
+
+/** Scans every run a visibility query lists (no query: every run in the namespace). */
+export async function scanRuns(
+  client: Client,
+  query: string | undefined,
+  limitBytes = 256 * 1024,
+  scan: HistoryScan = { runs: 0, events: 0, payloads: 0, over: [] },
+): Promise<HistoryScan> {
+  for await (const run of client.workflow.list(query !== undefined ? { query } : {})) {
+    scan.runs += 1;
+    for await (const event of historyEvents(client, run.workflowId, run.runId)) {
+      scan.events += 1;
+      const eventType = proto.temporal.api.enums.v1.EventType[event.eventType ?? 0] ?? String(event.eventType);
+      for (const [path, bytes] of payloadsIn(event, '')) {
+        scan.payloads += 1;
+        const sighting = {
+          workflowId: run.workflowId,
+          runId: run.runId,
+          eventId: String(event.eventId ?? ''),
+          eventType,
+          path,
+          bytes,
+        };
+        if (!scan.largest || bytes > scan.largest.bytes) scan.largest = sighting;
+        if (bytes > limitBytes) scan.over.push(sighting);
       }
     }
   }
