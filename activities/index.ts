@@ -115,17 +115,26 @@ function withinBudget(rejections: SliceRejection[]): SliceRejection[] {
   }));
 }
 
+/** A batch answer's budget: under Temporal's 256 KB per payload with room for metadata and the codec. */
+const ANSWER_BUDGET = 240 * 1024;
+
 /**
- * A batch answer stays under RESULT_BUDGET however long the provider's messages and warnings or
- * the echoes are: echoes go first, then messages and warnings are cut; codes, states and
- * identities (what the ledger and re-submissions need) always stay.
+ * A batch answer stays under ANSWER_BUDGET however long the provider's messages and warnings or
+ * the echoes are: echoes go first (from the last outcome back, so as many as fit stay), then
+ * messages and warnings are cut; codes, states and identities (what the ledger and re-submissions
+ * need) always stay.
  */
 export function answerWithinBudget(answer: BatchAnswer): BatchAnswer {
-  const size = () => Buffer.byteLength(JSON.stringify(answer), 'utf8');
-  if (size() <= RESULT_BUDGET) return answer;
-  for (const o of answer.outcomes) if (o.state === 'rejected') delete o.target;
+  const bytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
+  let size = bytes(answer);
+  for (let i = answer.outcomes.length - 1; i >= 0 && size > ANSWER_BUDGET; i -= 1) {
+    const o = answer.outcomes[i];
+    if (o?.state !== 'rejected' || o.target === undefined) continue;
+    size -= bytes(o.target) + ',"target":'.length;
+    delete o.target;
+  }
   for (const max of [100, 20]) {
-    if (size() <= RESULT_BUDGET) break;
+    if (bytes(answer) <= ANSWER_BUDGET) break;
     for (const o of answer.outcomes) {
       if (o.state === 'rejected') o.message = clipText(o.message, max);
       else if (o.warning !== undefined) o.warning = clipText(o.warning, max);

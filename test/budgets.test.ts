@@ -8,7 +8,7 @@ const bytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v), 'utf8');
 const longUrl = (n: number) => `https://shop.example.com/${'p'.repeat(2000)}/${n}`;
 
 describe('answerWithinBudget', () => {
-  it('keeps a 500-outcome answer with long messages, warnings and echoes under 200 KB, every code kept', () => {
+  it('keeps a 500-outcome answer with long messages, warnings and echoes under 240 KB, every code kept', () => {
     const answer: BatchAnswer = {
       httpStatus: 202,
       outcomes: Array.from({ length: 500 }, (_, i) =>
@@ -25,12 +25,32 @@ describe('answerWithinBudget', () => {
     };
     expect(bytes(answer)).toBeGreaterThan(1024 * 1024);
     const bounded = answerWithinBudget(answer);
-    expect(bytes(bounded)).toBeLessThanOrEqual(200 * 1024);
+    expect(bytes(bounded)).toBeLessThanOrEqual(240 * 1024);
     expect(bounded.outcomes).toHaveLength(500);
     bounded.outcomes.forEach((o, i) => {
       if (i % 2 === 0) expect(o.state).toBe('accepted');
       else expect(o).toMatchObject({ state: 'rejected', code: `code_${i}` });
     });
+  });
+
+  it('drops echoes from the last outcome back, keeping as many as fit', () => {
+    const answer: BatchAnswer = {
+      httpStatus: 400,
+      outcomes: Array.from({ length: 500 }, (_, i) => ({
+        state: 'rejected' as const,
+        code: 'product_not_found',
+        message: 'no such product',
+        target: { url: `https://a.com/${i}/${'e'.repeat(600)}` },
+      })),
+    };
+    const bounded = answerWithinBudget(answer);
+    expect(bytes(bounded)).toBeLessThanOrEqual(240 * 1024);
+    const kept = bounded.outcomes.filter((o) => o.state === 'rejected' && o.target !== undefined).length;
+    expect(kept).toBeGreaterThan(300);
+    expect(kept).toBeLessThan(500);
+    expect(bounded.outcomes[0]).toHaveProperty('target');
+    expect(bounded.outcomes[499]).not.toHaveProperty('target');
+    expect(bounded.outcomes.every((o) => o.state === 'rejected' && o.message === 'no such product')).toBe(true);
   });
 
   it('leaves a small answer as it is', () => {
