@@ -45,6 +45,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     try {
       await scanEveryHistory(started.address, started.namespace, dir);
+    } catch (err) {
+      // Vitest reports an error thrown here but still exits 0: the exit code must say it too.
+      process.exitCode = 1;
+      throw err;
     } finally {
       await server?.stop();
     }
@@ -66,8 +70,6 @@ async function scanEveryHistory(address: string, namespace: string, dir: string)
         `largest ${scan.largest?.bytes ?? 0} bytes (${scan.largest?.eventType ?? '-'} of ${scan.largest?.workflowId ?? '-'})\n`,
     );
     if (scan.over.length > 0) {
-      // Vitest reports an error thrown here but still exits 0: the exit code must say it too.
-      process.exitCode = 1;
       throw new Error(
         `${scan.over.length} payloads over 256 KB in test histories, first: ${JSON.stringify(scan.over[0])}`,
       );

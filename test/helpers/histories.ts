@@ -73,6 +73,28 @@ export async function scanHistories(
   return scan;
 }
 
+/**
+ * Every run a visibility query lists, from the raw service: the client's list() decodes memos with
+ * its data converter, and some suites' memos are encrypted with a codec this process lacks.
+ */
+async function* listRuns(client: Client, query: string | undefined) {
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await client.workflowService.listWorkflowExecutions({
+      namespace: client.options.namespace,
+      pageSize: 200,
+      ...(query !== undefined ? { query } : {}),
+      ...(nextPageToken ? { nextPageToken } : {}),
+    });
+    for (const e of page.executions ?? []) {
+      const workflowId = e.execution?.workflowId;
+      const runId = e.execution?.runId;
+      if (workflowId && runId) yield { workflowId, runId };
+    }
+    nextPageToken = page.nextPageToken && page.nextPageToken.length > 0 ? page.nextPageToken : undefined;
+  } while (nextPageToken);
+}
+
 /** Scans every run a visibility query lists (no query: every run in the namespace). */
 export async function scanRuns(
   client: Client,
@@ -80,7 +102,7 @@ export async function scanRuns(
   limitBytes = 256 * 1024,
   scan: HistoryScan = { runs: 0, events: 0, payloads: 0, over: [] },
 ): Promise<HistoryScan> {
-  for await (const run of client.workflow.list(query !== undefined ? { query } : {})) {
+  for await (const run of listRuns(client, query)) {
     scan.runs += 1;
     for await (const event of historyEvents(client, run.workflowId, run.runId)) {
       scan.events += 1;
