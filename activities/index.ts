@@ -83,6 +83,8 @@ export interface SendBatchInput {
   provider: string;
   /** The batch's number in the sync, for activity summaries and the report. */
   batch: number;
+  /** The slice the batch belongs to, when the sync fans out: named in heartbeat details. */
+  slice?: number;
   targets: BatchRef;
 }
 
@@ -331,7 +333,14 @@ export function createActivities(deps: ActivityDeps) {
       const targets = raw.map((t) => adapter.targetSchema.parse(t));
       const ctx = Context.current();
       // Heartbeats let Temporal notice a dead worker within the heartbeat timeout, not the call's.
-      const heartbeat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+      // Their details name the batch in hand, so a pending activity says what it is sending.
+      const inHand = {
+        batch: input.batch,
+        targets: targets.length,
+        ...(input.slice !== undefined ? { slice: input.slice } : {}),
+      };
+      ctx.heartbeat(inHand);
+      const heartbeat = setInterval(() => ctx.heartbeat(inHand), HEARTBEAT_EVERY_MS);
       const calls = ctx.metricMeter.createCounter(
         'catalog_sync_provider_calls',
         'calls',

@@ -1,5 +1,6 @@
 /** Signals, queries and updates of the sync workflow, defined once for workflow and client. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
 import type { Resubmission, ResubmissionAnswer } from './resubmission.ts';
 import type { RejectionOrigin, SyncReport, TargetState, Warning } from './sync.ts';
 
@@ -45,3 +46,18 @@ export const rejectedElsewhereQuery = defineQuery<
  * closed workflow answers each page by replaying its history).
  */
 export const PAGE_BYTES = 1024 * 1024;
+
+/**
+ * A running slice's counts so far, signalled to its sync every few seconds (only when they
+ * moved) so the sync's `status`, search attributes and details move while slices send. Counts
+ * only: a few dozen bytes a signal.
+ */
+export const SliceProgressSchema = z.object({
+  /** The slice's index (its workflow is `<sync id>/slice-<index>`). */
+  slice: z.number().int().nonnegative(),
+  accepted: z.number().int().nonnegative(),
+  rejected: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+});
+export type SliceProgress = z.infer<typeof SliceProgressSchema>;
+export const sliceProgressSignal = defineSignal<[SliceProgress]>('sliceProgress');

@@ -144,7 +144,12 @@ export function createSender(spec: SenderSpec): Sender {
     const number = spec.nextBatchNumber();
     try {
       const answer = await sendBatch.executeWithOptions({ summary: spec.summary(number, batch.length) }, [
-        { provider, batch: number, targets: spec.batchRef(batch) },
+        {
+          provider,
+          batch: number,
+          ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
+          targets: spec.batchRef(batch),
+        },
       ]);
       applyAnswer(number, batch, answer);
     } catch (err) {

@@ -3,7 +3,16 @@
  * activity that reads the slice), then send. Runs inside the sync for a single slice, or as a
  * child workflow per slice when the sync fans out, so no run's history grows with the catalog.
  */
-import { ActivityFailure, ApplicationFailure, proxyLocalActivities } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  getExternalWorkflowHandle,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { SyncActivities } from '../activities/index.ts';
 import {
   FailureType,
@@ -17,12 +26,15 @@ import {
   type Warning,
   jsonBytes,
   sliceEntriesQuery,
+  sliceProgressSignal,
   sliceWarningsQuery,
+  statusQuery,
+  type SyncPhase,
 } from '../contracts/index.ts';
 import { counts, newLedger, receive, settle, type Entry, type Ledger } from './ledger.ts';
-import { pageEntries, pageWarnings } from './report.ts';
+import { buildReport, pageEntries, pageWarnings } from './report.ts';
+import { PROGRESS_EVERY_MS, progressDetails, watchProgress } from './visibility.ts';
 import { createSender } from './sender.ts';
-import { condition, setHandler } from '@temporalio/workflow';
 
 export interface SliceInput {
   provider: string;
@@ -32,6 +44,10 @@ export interface SliceInput {
   pages: SliceRef[];
   /** How activity summaries name this slice ("slice 3"); absent when the sync runs it itself. */
   label?: string;
+  /** The slice's index in its sync (fan-out only): named in its calls, heartbeats and progress signals. */
+  index?: number;
+  /** How often at most the slice signals its counts to the sync (fan-out only; default 5 s). */
+  progressEveryMs?: number;
   options?: SyncOptions;
 }
 
@@ -72,6 +88,7 @@ export async function runSlice(input: SliceInput, ledger: Ledger): Promise<strin
     provider: input.provider,
     options: opts,
     ledger,
+    ...(input.index !== undefined ? { slice: input.index } : {}),
     nextBatchNumber: () => (batchNumber += 1),
     summary: (n, size) =>
       `${input.provider} batch ${n}/${totalBatches}${planned < pages.length ? '+' : ''}` +
@@ -150,10 +167,70 @@ const RESULT_CALLS = 50;
 
 export async function syncSliceWorkflow(input: SliceInput): Promise<SliceResult> {
   const ledger = newLedger();
+  ledger.submitted = input.pages.reduce((n, p) => n + p.count, 0);
   // Entries and warnings that do not fit in the result stay readable here, by page, for listRejected().
   setHandler(sliceEntriesQuery, (offset, limit) => pageEntries(ledger, offset, limit));
   setHandler(sliceWarningsQuery, (offset, limit) => pageWarnings(ledger.warnings, offset, limit));
+  const state: { phase: SyncPhase; abortReason?: string } = { phase: 'sending' };
+  // The slice's own counts, bounded like the sync's report.
+  setHandler(statusQuery, () =>
+    buildReport(
+      {
+        workflowId: workflowInfo().workflowId,
+        provider: input.provider,
+        phase: state.phase,
+        counts: counts(ledger),
+        firstPassSettled: state.phase === 'closed',
+        ...(state.abortReason !== undefined ? { abortReason: state.abortReason } : {}),
+      },
+      ledger,
+    ),
+  );
+  const name = input.label ?? 'slice';
+  setCurrentDetails(`${name}: sending, ${progressDetails(counts(ledger))}`);
+  void reportProgress(input, ledger, () => state.phase === 'sending');
   const abortReason = await runSlice(input, ledger);
+  state.phase = 'closed';
+  if (abortReason !== undefined) state.abortReason = abortReason;
+  setCurrentDetails(
+    `${name}: closed, ${progressDetails(counts(ledger))}${abortReason !== undefined ? `; aborted: ${abortReason}` : ''}`,
+  );
+  return sliceResult(ledger, abortReason);
+}
+
+/**
+ * While the slice sends: its details, and its counts signalled to the sync that started it, at
+ * most once per `progressEveryMs` and only when they moved. Counts only: a few dozen bytes each.
+ */
+async function reportProgress(input: SliceInput, ledger: Ledger, active: () => boolean): Promise<void> {
+  const parent = workflowInfo().parent;
+  const name = input.label ?? 'slice';
+  let lastAt = 0; // the first counts that move are signalled at once
+  const settled = () => {
+    const c = counts(ledger);
+    return c.submitted - c.pending;
+  };
+  await watchProgress({
+    active,
+    settled,
+    lastAt: () => lastAt,
+    everyMs: Math.max(PROGRESS_EVERY_MS, input.progressEveryMs ?? 0),
+    tick: async () => {
+      lastAt = Date.now();
+      const c = counts(ledger);
+      setCurrentDetails(`${name}: sending, ${progressDetails(c)}`);
+      if (!parent || input.index === undefined) return;
+      const progress = { slice: input.index, accepted: c.accepted, rejected: c.rejected, failed: c.failed };
+      try {
+        await getExternalWorkflowHandle(parent.workflowId).signal(sliceProgressSignal, progress);
+      } catch {
+        // The sync has gone (closed or reset): progress has nobody to tell; the slice sends on.
+      }
+    },
+  });
+}
+
+function sliceResult(ledger: Ledger, abortReason: string | undefined): SliceResult {
   const all = Object.entries(ledger.entries);
   const entries: Record<string, Entry> = {};
   let bytes = 0;

@@ -36,6 +36,7 @@ import {
   resolveOptions,
   resubmitSignal,
   resubmitUpdate,
+  sliceProgressSignal,
   statusQuery,
   type Carried,
   type ClosedReason,
@@ -59,7 +60,8 @@ import {
   pageWarnings,
 } from './report.ts';
 import { takeResubmission } from './resubmission.ts';
-import { publish, recordOutcome, type Published } from './visibility.ts';
+import { progressDetails, publish, recordOutcome, watchProgress, type Published } from './visibility.ts';
+import { createLiveSlices } from './progress.ts';
 import { createSender } from './sender.ts';
 import { packPages, unpackPages } from './pages.ts';
 import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
@@ -114,8 +116,11 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   let resubmitBatch = 0;
   let inlineBytes = carried?.inlineBytes ?? 0;
   let published: Published = {};
+  // Slices running now, with the counts they last signalled: shown until each closes.
+  const live = createLiveSlices();
+  const current = () => live.counts(counts(ledger));
   const show = (details: string) => {
-    published = publish(published, phase, counts(ledger), details);
+    published = publish(published, phase, current(), details);
   };
 
   // Every report (result, `status` answer, SyncAborted details) is built under REPORT_BYTES; what
@@ -126,7 +131,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
         workflowId: workflowInfo().workflowId,
         provider,
         phase,
-        counts: counts(ledger),
+        counts: current(),
         firstPassSettled,
         ...(windowEndsAt !== undefined ? { windowEndsAt: new Date(windowEndsAt).toISOString() } : {}),
         ...(closedReason !== undefined ? { closedReason } : {}),
@@ -213,6 +218,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     const n = Number.isFinite(limit) ? Math.min(1000, Math.max(1, Math.floor(limit))) : 1000;
     return { total: all.length, slices: all.slice(from, from + n) };
   });
+  setHandler(sliceProgressSignal, live.update);
   setHandler(finishSignal, () => {
     finishRequested = true;
   });
@@ -265,6 +271,16 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     phase = 'sending';
   }
   show(`sending ${ledger.submitted} targets`);
+  // While sending, details and search attributes follow the counts, at most once per 5 s.
+  void watchProgress({
+    active: () => phase === 'sending',
+    settled: () => {
+      const c = current();
+      return c.submitted - c.pending;
+    },
+    lastAt: () => published.at ?? 0,
+    tick: () => show(`sending: ${progressDetails(current())}${live.describe(groups.length)}`),
+  });
 
   /** The slices: consecutive pages of up to `sliceSize` targets, one child workflow each. */
   const groups: SliceRef[][] = [];
@@ -323,24 +339,36 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     // send, so the provider sees close to K calls at a time and never more.
     const childrenAtOnce = opts.concurrency;
     const perChild = { ...opts, concurrency: 1 };
+    // Each slice signals its counts at most this often: the sync gets about one signal a second or less.
+    const progressEveryMs = Math.max(5_000, childrenAtOnce * 1_250);
     let running = 0;
     let startedThisRun = 0;
     const runChild = async (index: number, group: SliceRef[]) => {
       const workflowId = `${workflowInfo().workflowId}/slice-${index}`;
       const count = group.reduce((n, p) => n + p.count, 0);
+      live.start(index, count);
       try {
         const result = await executeChild(syncSliceWorkflow, {
           workflowId,
-          args: [{ provider, source: groupSource(group), pages: group, options: perChild, label: `slice ${index}` }],
+          args: [
+            {
+              provider,
+              source: groupSource(group),
+              pages: group,
+              options: perChild,
+              label: `slice ${index}`,
+              index,
+              progressEveryMs,
+            },
+          ],
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+          staticSummary: `slice ${index} of ${workflowInfo().workflowId}: ${formatCount(count)} targets`,
         });
+        live.end(index);
         merge(result, workflowId);
-        const c = counts(ledger);
-        show(
-          `sending: ${c.submitted - c.pending} of ${c.submitted} targets settled, slice ${index + 1} of ${groups.length} done`,
-        );
       } catch (err) {
         const message = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
+        live.end(index);
         ledger.elsewhere.push({ rejected: 0, failed: count, workflowId });
         abortReason ??= `slice ${index} failed: ${message}`;
       }

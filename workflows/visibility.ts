@@ -4,13 +4,14 @@
  * Search attributes are upserted only when the sync was started with them (the client does so
  * unless told the namespace lacks them), so a namespace without them never blocks a sync.
  */
-import { metricMeter, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { condition, metricMeter, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import {
   SA_ACCEPTED,
   SA_FAILED,
   SA_PHASE,
   SA_PROVIDER,
   SA_REJECTED,
+  formatCount,
   type Counts,
   type SyncPhase,
 } from '../contracts/index.ts';
@@ -20,14 +21,25 @@ export interface Published {
   accepted?: number;
   rejected?: number;
   failed?: number;
+  /** When it was published (Temporal's clock, ms). */
+  at?: number;
 }
+
+/** Progress (details, search attributes, a slice's signal) is published at most once per this many ms. */
+export const PROGRESS_EVERY_MS = 5_000;
 
 const withAttributes = (): boolean => workflowInfo().typedSearchAttributes.get(SA_PROVIDER) !== undefined;
 
 /** Upserts what changed since the last call; returns what is now published. */
 export function publish(last: Published, phase: SyncPhase, counts: Counts, details: string): Published {
   setCurrentDetails(details);
-  const now: Published = { phase, accepted: counts.accepted, rejected: counts.rejected, failed: counts.failed };
+  const now: Published = {
+    phase,
+    accepted: counts.accepted,
+    rejected: counts.rejected,
+    failed: counts.failed,
+    at: Date.now(),
+  };
   if (!withAttributes()) return now;
   const changed = [
     ...(last.phase !== phase ? [{ key: SA_PHASE, value: phase }] : []),
@@ -37,6 +49,40 @@ export function publish(last: Published, phase: SyncPhase, counts: Counts, detai
   ];
   if (changed.length > 0) upsertSearchAttributes(changed);
   return now;
+}
+
+/** The one line a sync or slice shows while it sends: "12,000 of 40,000 targets settled (accepted ...)". */
+export function progressDetails(counts: Counts): string {
+  const settled = counts.submitted - counts.pending;
+  return (
+    `${formatCount(settled)} of ${formatCount(counts.submitted)} targets settled ` +
+    `(accepted ${formatCount(counts.accepted)}, rejected ${formatCount(counts.rejected)}, failed ${formatCount(counts.failed)})`
+  );
+}
+
+/**
+ * Calls `tick` while `active()` whenever `settled()` has moved, at most once per `everyMs` after
+ * `lastAt()`. Wakes on the activations that move the counts (answers, signals); a timer is started
+ * only for a move that came too soon, so history grows by at most one timer per tick.
+ */
+export async function watchProgress(spec: {
+  active: () => boolean;
+  settled: () => number;
+  lastAt: () => number;
+  tick: () => Promise<void> | void;
+  everyMs?: number;
+}): Promise<void> {
+  const every = spec.everyMs ?? PROGRESS_EVERY_MS;
+  let shown = spec.settled();
+  while (spec.active()) {
+    await condition(() => !spec.active() || spec.settled() !== shown);
+    if (!spec.active()) return;
+    const wait = spec.lastAt() + every - Date.now();
+    if (wait > 0 && (await condition(() => !spec.active(), wait))) return;
+    if (!spec.active()) return;
+    shown = spec.settled();
+    await spec.tick();
+  }
 }
 
 const targetsSettled = metricMeter.createCounter(
