@@ -82,18 +82,19 @@ try {
       {
         provider: 'octogen',
         key: 'resubmissions',
-        targets: [{ url: shared.url }, { url: shared.url }, { uuid: products[0]!.uuid }, { uuid: 'bad' }],
+        // One update per product a sync: the ambiguous URL once (both catalogs hold it).
+        targets: [{ url: shared.url }, { uuid: products[0]!.uuid }, { uuid: 'bad' }],
       },
       taskQueue,
     );
     await awaitFirstPass(client, workflowId);
     await resubmit(client, workflowId, [
       { fixes: 't0', target: { catalog: 'alpha', url: shared.url } },
-      { fixes: 't3', target: { uuid: 'still bad' } },
+      { fixes: 't2', target: { uuid: 'still bad' } },
     ]);
     await resubmitBySignal(client, workflowId, [
       { target: { catalog: 'beta', url: shared.url } },
-      { fixes: 't3', target: { uuid: products[1]!.uuid } },
+      { fixes: 't2', target: { uuid: products[1]!.uuid } },
     ]);
     await awaitReport(client, workflowId);
     await save('octogen-resubmissions', workflowId);
