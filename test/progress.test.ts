@@ -108,3 +108,33 @@ it('shows counts that move while a 40,000-target sync sends, per slice too', asy
     expect(countsAddUp(report.counts)).toBe(true);
   });
 }, 90_000);
+
+it('moves the details and search attributes of a sync that sends its one slice itself', async () => {
+  const targets = products.slice(0, 8_000).map((p) => ({ uuid: p.uuid }));
+  const file = path.join(dir, 'one-slice.ndjson');
+  writeFileSync(file, `${targets.map((x) => JSON.stringify(x)).join('\n')}\n`);
+  const env = { OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: KEY };
+  await withWorker(t, { env }, async (taskQueue) => {
+    // 80 batches of 100, 2 at a time at 400 ms a call: about 16 s of sending, in the sync itself.
+    const { workflowId } = await startSync(
+      t.client,
+      {
+        provider: 'octogen',
+        targetsRef: { file },
+        options: { concurrency: 2, batchSize: 100, resubmissionWindow: '0s' },
+      },
+      taskQueue,
+    );
+    const handle = t.client.workflow.getHandle(workflowId);
+    await sleep(7_000);
+    const status = await getStatus(t.client, workflowId);
+    expect(status.phase).toBe('sending');
+    expect(status.counts.accepted).toBeGreaterThan(0);
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toMatch(/^sending: [\d,]+ of 8,000 targets settled \(accepted [\d,]+/);
+    const accepted = (await handle.describe()).typedSearchAttributes.get(SA_ACCEPTED) ?? 0;
+    expect(accepted).toBeGreaterThan(0);
+    expect(accepted).toBeLessThan(8_000);
+    await handle.terminate('seen enough');
+  });
+}, 60_000);
