@@ -1,7 +1,7 @@
 /** What every CLI command shares: one-line errors, and a Temporal client for the command's run. */
 import { Client, Connection } from '@temporalio/client';
 import { providerAdapter } from '../activities/providers/index.ts';
-import { SyncOptionsSchema, type SyncOptions } from '../contracts/index.ts';
+import { PRIORITY_KEYS, SyncOptionsSchema, type SyncOptions } from '../contracts/index.ts';
 import { dataConverterFromEnv } from './codec.ts';
 import { temporalSettings, type TemporalSettings } from './connection.ts';
 import { quote } from './request-check.ts';
@@ -45,7 +45,10 @@ export async function withClient<T>(
 }
 
 /** The sync options the flags ask for, each checked against its limit and named by its flag. */
-export function optionsFromFlags(provider: string, o: { window?: string; batchSize?: string }): SyncOptions {
+export function optionsFromFlags(
+  provider: string,
+  o: { window?: string; batchSize?: string; priority?: string },
+): SyncOptions {
   const adapter = providerAdapter(provider);
   const options: SyncOptions = {};
   if (o.window !== undefined) {
@@ -72,6 +75,15 @@ export function optionsFromFlags(provider: string, o: { window?: string; batchSi
         `--batch-size ${n} is over ${adapter?.title}'s limit of ${max} targets a call: give at most ${max}`,
       );
     options.batchSize = n;
+  }
+  if (o.priority !== undefined) {
+    const { min, max } = PRIORITY_KEYS;
+    const n = Number(o.priority);
+    if (!/^\d+$/.test(o.priority.trim()) || n < min || n > max)
+      throw new CliError(
+        `--priority ${quote(o.priority)} must be a whole number from ${min} (most urgent) to ${max} (least urgent); the default is ${PRIORITY_KEYS.default}`,
+      );
+    options.priorityKey = n;
   }
   return options;
 }

@@ -138,6 +138,7 @@ export function buildCli(): Command {
     .option('--key <key>', "the caller's idempotency key: the same key never starts a second sync")
     .option('--window <duration>', 're-submission window once the first pass settles (e.g. 30m, 1h)')
     .option('--batch-size <n>', 'targets per provider call (at most the provider limit)')
+    .option('--priority <1-5>', 'priority of the sync: 1 most urgent .. 5 least (default 3)')
     .option('--allow-invalid', 'start even when some targets are malformed; they are reported as rejected')
     .option('--wait', 'wait until the first pass has settled and print the report')
     .option('--json', 'print JSON on stdout and nothing else')
@@ -148,6 +149,7 @@ export function buildCli(): Command {
         key?: string;
         window?: string;
         batchSize?: string;
+        priority?: string;
         allowInvalid?: boolean;
         wait?: boolean;
         json?: boolean;

@@ -197,6 +197,8 @@ export async function createSyncSchedule(
         taskQueue: req.taskQueue,
         args: [input] satisfies Parameters<typeof scheduledSyncWorkflow>,
         typedSearchAttributes: [{ key: SA_PROVIDER, value: req.provider }],
+        // The scheduled syncs' priority key; their slices and provider calls inherit it.
+        ...(req.options?.priorityKey !== undefined ? { priority: { priorityKey: req.options.priorityKey } } : {}),
       },
       policies: {
         overlap: toOverlap(req.overlap),

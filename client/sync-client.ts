@@ -29,6 +29,7 @@ import {
   sliceWarningsQuery,
   SA_PHASE,
   SA_PROVIDER,
+  syncPriority,
 } from '../contracts/index.ts';
 import type { syncSliceWorkflow, syncWorkflow } from '../workflows/index.ts';
 import { shownUrl } from '../activities/source-policy.ts';
@@ -164,6 +165,8 @@ export async function startSync(
       taskQueue,
       workflowId,
       args: [input],
+      // Its slices and activities inherit the priority key; provider calls carry the fairness key.
+      priority: syncPriority(workflowId, req.options?.priorityKey),
       staticSummary: `${req.provider} sync of ${targets}${req.key ? ` (key ${req.key})` : ''}`,
       // Operators filter syncs by these in the UI; a namespace without them opts out.
       memo: { ...opts.memo, [REQUEST_HASH_MEMO]: requestHash },

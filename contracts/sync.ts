@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import type { Carried } from './ledger.ts';
+import { PRIORITY_KEYS, PRIORITY_KEY_MESSAGE } from './priority.ts';
 import type { RefusedItem } from './resubmission.ts';
 
 /** Duration strings as Temporal reads them ("90s", "15m", "1h") or milliseconds. */
@@ -85,6 +86,13 @@ export const SyncOptionsSchema = z
     sliceSize: z.number().int().min(10).max(100_000).optional(),
     /** Slices one run of the sync handles before it continues as new (history stays bounded). */
     slicesPerRun: z.number().int().positive().max(1000).optional(),
+    /** Task priority of the sync: 1 most urgent .. 5 least, default 3 (contracts/priority.ts). */
+    priorityKey: z
+      .number({ error: PRIORITY_KEY_MESSAGE })
+      .int({ error: PRIORITY_KEY_MESSAGE })
+      .min(PRIORITY_KEYS.min, { error: PRIORITY_KEY_MESSAGE })
+      .max(PRIORITY_KEYS.max, { error: PRIORITY_KEY_MESSAGE })
+      .optional(),
   })
   .strict()
   .superRefine((o, ctx) => {
@@ -111,7 +119,7 @@ export const DEFAULT_OPTIONS = {
   slicesPerRun: 200,
 } as const;
 
-export type ResolvedOptions = { batchSize?: number } & {
+export type ResolvedOptions = { batchSize?: number; priorityKey?: number } & {
   -readonly [K in keyof typeof DEFAULT_OPTIONS]: K extends
     'resubmissionWindow' | 'callInitialInterval' | 'callMaximumInterval'
     ? string | number
@@ -122,6 +130,7 @@ export type ResolvedOptions = { batchSize?: number } & {
 export function resolveOptions(o: SyncOptions): ResolvedOptions {
   return {
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+    ...(o.priorityKey !== undefined ? { priorityKey: o.priorityKey } : {}),
     resubmissionWindow: o.resubmissionWindow ?? DEFAULT_OPTIONS.resubmissionWindow,
     transientResends: o.transientResends ?? DEFAULT_OPTIONS.transientResends,
     callAttempts: o.callAttempts ?? DEFAULT_OPTIONS.callAttempts,

@@ -238,7 +238,13 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   for (const sa of searchAttributes) args.push('--search-attribute', `${sa.name}=${sa.cliType}`);
   // One partition per task queue: a provider budget declared as a task queue rate limit is then
   // enforced by one limiter instead of being split across partitions that pollers reach unevenly.
-  for (const setting of ['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1']) {
+  // Fairness: a backlogged task queue dispatches tasks by priority key, then in turn by fairness key
+  // (one per sync), so a small sync is not queued behind a whole catalog's backlog.
+  for (const setting of [
+    'matching.numTaskqueueReadPartitions=1',
+    'matching.numTaskqueueWritePartitions=1',
+    'matching.enableFairness=true',
+  ]) {
     args.push('--dynamic-config-value', setting);
   }
   if (opts.uiCodecEndpoint && !headless) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);

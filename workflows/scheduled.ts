@@ -78,6 +78,7 @@ export async function scheduledSyncWorkflow(input: ScheduledSyncInput): Promise<
       return await executeChild(syncWorkflow, {
         workflowId: childId,
         args: [{ provider, source: { kind: 'ref', ref }, options }],
+        ...(options.priorityKey !== undefined ? { priority: { priorityKey: options.priorityKey } } : {}),
       });
     } catch (err) {
       if (!(err instanceof ChildWorkflowFailure)) throw err;

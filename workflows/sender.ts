@@ -10,6 +10,7 @@ import {
   FailureType,
   NON_RETRYABLE_PROVIDER_FAILURES,
   providerTaskQueue,
+  syncPriority,
   type BatchRef,
   type ProviderFailureDetails,
   type ResolvedOptions,
@@ -39,6 +40,18 @@ export interface Sender {
   abortReason(): string | undefined;
 }
 
+/**
+ * The priority every provider call of this workflow carries: the sync's priority key (its option,
+ * else the priority the workflow was started with, else the default) and the sync's fairness key
+ * (its workflow ID; a slice or other child of the sync uses its parent's). Any activity that calls
+ * a provider passes this as its `priority`.
+ */
+export function providerCallPriority(options: ResolvedOptions) {
+  const info = workflowInfo();
+  const syncId = info.workflowType === 'syncWorkflow' ? info.workflowId : (info.parent?.workflowId ?? info.workflowId);
+  return syncPriority(syncId, options.priorityKey ?? (info.priority?.priorityKey || undefined));
+}
+
 export function createSender(spec: SenderSpec): Sender {
   const { ledger, options: opts, provider } = spec;
   // The retry policy of provider calls, declared against failure type names only.
@@ -47,6 +60,8 @@ export function createSender(spec: SenderSpec): Sender {
     startToCloseTimeout: '2 minutes',
     // A worker that dies mid-call is noticed here, and the batch is retried elsewhere.
     heartbeatTimeout: '10 seconds',
+    // A small or urgent sync is not queued behind a whole catalog's backlog (task-queue fairness).
+    priority: providerCallPriority(opts),
     retry: {
       initialInterval: opts.callInitialInterval,
       backoffCoefficient: 2,
