@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { buildHttpFront } from '../client/http-front.ts';
 import { awaitReport, checkSyncRequest, startSync } from '../client/index.ts';
 import { PRIORITY_KEY_MESSAGE, fairnessKeyOf } from '../contracts/index.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
@@ -59,7 +60,10 @@ async function recordedPriorities(client: Client, workflowId: string) {
     .map((e) => e.activityTaskScheduledEventAttributes)
     .filter((a) => a?.activityType?.name === 'sendBatch')
     .map((a) => seen(a?.priority));
-  return { workflow: seen(started?.priority), calls };
+  const children = events.flatMap(
+    (e) => e.childWorkflowExecutionStartedEventAttributes?.workflowExecution?.workflowId ?? [],
+  );
+  return { workflow: seen(started?.priority), calls, children };
 }
 
 const targetUuids = (body: unknown): string[] =>
@@ -76,7 +80,8 @@ describe('priority and fairness keys', () => {
               provider: 'octogen',
               key: uniqueKey('fair'),
               targets: small.slice(i * 20, i * 20 + 20).map((p) => ({ uuid: p.uuid })),
-              options: { batchSize: 10, ...(priorityKey !== undefined ? { priorityKey } : {}) },
+              // The urgent one fans out to two slice workflows: their calls carry the sync's keys too.
+              options: { batchSize: 10, ...(priorityKey !== undefined ? { priorityKey, sliceSize: 10 } : {}) },
             },
             taskQueue,
           ),
@@ -87,8 +92,13 @@ describe('priority and fairness keys', () => {
     });
     const a = await recordedPriorities(t.client, urgent!);
     expect(a.workflow).toEqual({ priorityKey: 1, fairnessKey: urgent });
-    expect(a.calls).toHaveLength(2);
-    for (const call of a.calls) expect(call).toEqual({ priorityKey: 1, fairnessKey: urgent });
+    expect(a.children).toHaveLength(2);
+    const slices = await Promise.all(a.children.map((id) => recordedPriorities(t.client, id)));
+    const calls = [...a.calls, ...slices.flatMap((x) => x.calls)];
+    expect(calls).toHaveLength(2);
+    for (const call of calls) expect(call).toEqual({ priorityKey: 1, fairnessKey: urgent });
+    // The slices themselves run with the sync's priority key (inherited from the sync's start).
+    for (const slice of slices) expect(slice.workflow.priorityKey).toBe(1);
 
     const b = await recordedPriorities(t.client, plain!);
     expect(b.workflow).toEqual({ priorityKey: 3, fairnessKey: plain });
@@ -105,6 +115,41 @@ describe('priority and fairness keys', () => {
       await expect(t.client.workflow.getHandle(`catalog-sync-octogen-${key}`).describe()).rejects.toBeInstanceOf(
         WorkflowNotFoundError,
       );
+    }
+  });
+
+  it('the HTTP front takes options.priorityKey, and answers 400 naming the range for 7', async () => {
+    const app = await buildHttpFront({
+      client: t.client,
+      taskQueue: uniqueTaskQueue('fairness-http'),
+      tokens: ['tok'],
+    });
+    try {
+      const post = (key: string, priorityKey: number) =>
+        app.inject({
+          method: 'POST',
+          url: '/v1/syncs',
+          headers: { authorization: 'Bearer tok' },
+          payload: { provider: 'octogen', key, targets: [{ uuid: small[0]!.uuid }], options: { priorityKey } },
+        });
+      const good = uniqueKey('http-priority');
+      const ok = await post(good, 2);
+      expect(ok.statusCode).toBe(202);
+      const workflowId = (ok.json() as { workflowId: string }).workflowId;
+      try {
+        expect((await recordedPriorities(t.client, workflowId)).workflow.priorityKey).toBe(2);
+      } finally {
+        await t.client.workflow.getHandle(workflowId).terminate('test done');
+      }
+      const bad = uniqueKey('http-bad-priority');
+      const refused = await post(bad, 7);
+      expect(refused.statusCode).toBe(400);
+      expect(refused.body).toContain(PRIORITY_KEY_MESSAGE);
+      await expect(t.client.workflow.getHandle(`catalog-sync-octogen-${bad}`).describe()).rejects.toBeInstanceOf(
+        WorkflowNotFoundError,
+      );
+    } finally {
+      await app.close();
     }
   });
 
