@@ -4,6 +4,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time';
 import type { Dispatcher } from 'undici';
 import { FailureType, type ProviderFailureDetails } from '../contracts/errors.ts';
 import {
@@ -20,8 +21,10 @@ import { parseLines, readSlice, scanRef } from './sources.ts';
 import { echoKnownFields } from './echo.ts';
 import { SOURCE_URLS_VAR, judgeSourceUrl, shownUrl, sourceDispatcher } from './source-policy.ts';
 import { opener, releaseSpool } from './spool.ts';
-import type { AnyProviderAdapter, BatchAnswer } from './providers/adapter.ts';
+import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
 import { providerAdapter, providerNames } from './providers/index.ts';
+import { callBytes, governorAccount, planCall, probeHolder, type CallPlan, type Governor } from './governor.ts';
+import type { GovernorReport } from '../contracts/governor.ts';
 
 export type { Plan, PlannedRejection, SequencedTarget } from './plan.ts';
 export type { BatchAnswer, TargetOutcome } from './providers/adapter.ts';
@@ -40,6 +43,11 @@ export interface ActivityDeps {
    * connect time (source-policy.ts). Provider calls never use it.
    */
   sourceDispatcher?: Dispatcher;
+  /**
+   * The provider-account governor (activities/governor.ts) and the task queue its workflows run
+   * on; the worker builds one from its client. Without it, every batch goes as one call.
+   */
+  governor?: { governor: Governor; taskQueue: string };
 }
 
 export interface PlanInput {
@@ -250,12 +258,154 @@ export function createActivities(deps: ActivityDeps) {
     });
   }
 
+  /**
+   * The adapter's batch limits, lowered to what the account's governor learned, so batches planned
+   * after an oversize answer go as one call each (and the queue's rate limit counts them right).
+   */
+  async function plannedLimits(adapter: AnyProviderAdapter, config: unknown): Promise<BatchLimits> {
+    const limits = adapter.limits(config);
+    const gov = deps.governor;
+    if (!gov) return limits;
+    const adv = await gov.governor.advice(governorAccount(adapter.name, config, gov.taskQueue)).catch(() => undefined);
+    if (adv === undefined) return limits;
+    const learned =
+      adv.tooLargeRecords === undefined
+        ? undefined
+        : Math.max(1, adv.okRecords > 0 ? adv.okRecords : (adv.probeRecords ?? adv.tooLargeRecords - 1));
+    return {
+      ...limits,
+      ...(learned !== undefined ? { maxTargets: Math.min(limits.maxTargets, learned) } : {}),
+      ...(adv.maxBytes !== undefined ? { maxBytes: Math.min(limits.maxBytes ?? Infinity, adv.maxBytes) } : {}),
+    };
+  }
+
+  /** One provider call, counted and logged. */
+  async function callOnce(adapter: AnyProviderAdapter, config: unknown, targets: unknown[], batch: number) {
+    const ctx = Context.current();
+    const calls = ctx.metricMeter.createCounter(
+      'catalog_sync_provider_calls',
+      'calls',
+      'Provider calls by provider and HTTP status ("network" when no answer came)',
+    );
+    let answer: BatchAnswer;
+    try {
+      answer = await adapter.send(targets, {
+        config,
+        dispatcher: deps.dispatcher,
+        timeoutMs,
+        signal: ctx.cancellationSignal,
+      });
+    } catch (err) {
+      const status = ((err as ApplicationFailure).details?.[0] as ProviderFailureDetails | undefined)?.httpStatus;
+      calls.add(1, { provider: adapter.name, status: status !== undefined ? String(status) : 'network' });
+      ctx.log.warn('provider call failed', { provider: adapter.name, batch, error: (err as Error).message });
+      throw err;
+    }
+    calls.add(1, { provider: adapter.name, status: String(answer.httpStatus) });
+    ctx.log.info('provider answered', {
+      provider: adapter.name,
+      batch,
+      httpStatus: answer.httpStatus,
+      targets: targets.length,
+      ...(answer.requestId !== undefined ? { requestId: answer.requestId } : {}),
+    });
+    return answer;
+  }
+
+  /**
+   * Sends a batch as one call, or, when the account's governor learned a smaller working size, as
+   * several calls of that size back to back (one outcome per target all the same). Before every call
+   * it waits out the account's pause; it reports oversize and rate answers to the governor, and a
+   * too-large part is sent again smaller within the activity.
+   */
+  async function sendGoverned(
+    adapter: AnyProviderAdapter,
+    config: unknown,
+    targets: unknown[],
+    batch: number,
+    beat: () => void,
+  ): Promise<BatchAnswer> {
+    const gov = deps.governor;
+    if (!gov) return callOnce(adapter, config, targets, batch);
+    const ctx = Context.current();
+    const account = governorAccount(adapter.name, config, gov.taskQueue);
+    const holder = probeHolder(
+      `${ctx.info.workflowExecution?.workflowId ?? 'activity'}/${ctx.info.activityId}/${ctx.info.attempt}`,
+    );
+    const sizes = targets.map((t) => Buffer.byteLength(JSON.stringify(t), 'utf8'));
+    const outcomes: BatchAnswer['outcomes'] = [];
+    let last: BatchAnswer | undefined;
+    let rateRetries = 0;
+    let tooLargeAt = Infinity;
+    while (outcomes.length < targets.length) {
+      const done = outcomes.length;
+      let plan: CallPlan;
+      try {
+        plan = await planCall(gov.governor, account, sizes.slice(done), holder, (ms) => ctx.sleep(ms));
+      } catch (err) {
+        if (ctx.cancellationSignal.aborted) throw err;
+        ctx.log.warn('governor unavailable; calling without it', { error: (err as Error).message });
+        plan = { records: targets.length - done };
+      }
+      // Whatever the governor says, a part never goes again at a size just found too large.
+      if (plan.records >= tooLargeAt) plan = { records: Math.max(1, Math.ceil(tooLargeAt / 2) - 1) };
+      const part = targets.slice(done, done + plan.records);
+      const report = (r: GovernorReport) =>
+        gov.governor.report(account, plan.holder !== undefined ? { ...r, holder: plan.holder } : r);
+      const records = part.length;
+      const bytes = callBytes(sizes.slice(done), records);
+      try {
+        last = await callOnce(adapter, config, part, batch);
+        outcomes.push(...last.outcomes.slice(0, records));
+        beat();
+        const adv = await gov.governor.advice(account).catch(() => undefined);
+        if (adv && (plan.holder !== undefined || records > adv.okRecords || (adv.rateStreak ?? 0) > 0)) {
+          await report({ kind: 'ok', records, bytes }).catch(() => undefined);
+        }
+        continue;
+      } catch (err) {
+        const failure = err instanceof ApplicationFailure ? err : undefined;
+        const details = failure?.details?.[0] as ProviderFailureDetails | undefined;
+        if (failure?.type === FailureType.ProviderBatchTooLarge) {
+          const told = await report({ kind: 'oversize', records, bytes }).then(
+            () => true,
+            () => false,
+          );
+          // Without the governor, the workflow's split is the fallback.
+          if (!told || targets.length === 1) throw err;
+          tooLargeAt = records;
+          if (records === 1) {
+            outcomes.push({ state: 'rejected', code: details?.code ?? 'request_too_large', message: failure.message });
+            tooLargeAt = Infinity;
+          }
+          continue;
+        }
+        if (failure?.type === FailureType.ProviderRateLimited) {
+          const delay = failure.nextRetryDelay;
+          const wait = delay === undefined || delay === null ? undefined : msToNumber(delay);
+          await report({ kind: 'rate', ...(wait !== undefined ? { until: Date.now() + wait } : {}) }).catch(
+            () => undefined,
+          );
+          // Parts already answered are kept: the rest waits out the pause here rather than resend them.
+          if (done > 0 && rateRetries < 5) {
+            rateRetries += 1;
+            continue;
+          }
+        } else if (plan.holder !== undefined) {
+          await gov.governor.report(account, { kind: 'released', holder: plan.holder }).catch(() => undefined);
+        }
+        throw err;
+      }
+    }
+    return { ...(last ?? { httpStatus: 400 }), outcomes };
+  }
+
   return {
     async planTargets(input: PlanInput): Promise<Plan> {
       const adapter = adapterOrFail(input.provider);
       // Fails before any call when this worker cannot reach the provider at all.
       const config = configFor(adapter);
-      return planTargets(adapter, adapter.limits(config), input.targets, input.batchSize);
+      return planTargets(adapter, await plannedLimits(adapter, config), input.targets, input.batchSize);
     },
 
     async scanSource(input: ScanInput): Promise<{ total: number; slices: SliceRef[] }> {
@@ -291,7 +441,7 @@ export function createActivities(deps: ActivityDeps) {
           target: i.target,
           label: i.line !== undefined ? `line ${i.line}` : targetId(i.seq),
         }));
-      const plan = planTargets(adapter, adapter.limits(config), parsed, input.batchSize);
+      const plan = planTargets(adapter, await plannedLimits(adapter, config), parsed, input.batchSize);
       const targets = new Map(parsed.map((p) => [p.seq, p.target]));
       for (const r of plan.rejections) {
         const line = lines.get(r.seq);
@@ -341,39 +491,12 @@ export function createActivities(deps: ActivityDeps) {
       };
       ctx.heartbeat(inHand);
       const heartbeat = setInterval(() => ctx.heartbeat(inHand), HEARTBEAT_EVERY_MS);
-      const calls = ctx.metricMeter.createCounter(
-        'catalog_sync_provider_calls',
-        'calls',
-        'Provider calls by provider and HTTP status ("network" when no answer came)',
-      );
       let answer: BatchAnswer;
       try {
-        answer = await adapter.send(targets, {
-          config,
-          dispatcher: deps.dispatcher,
-          timeoutMs,
-          signal: ctx.cancellationSignal,
-        });
-      } catch (err) {
-        const status = ((err as ApplicationFailure).details?.[0] as ProviderFailureDetails | undefined)?.httpStatus;
-        calls.add(1, { provider: adapter.name, status: status !== undefined ? String(status) : 'network' });
-        ctx.log.warn('provider call failed', {
-          provider: adapter.name,
-          batch: input.batch,
-          error: (err as Error).message,
-        });
-        throw err;
+        answer = await sendGoverned(adapter, config, targets, input.batch, () => ctx.heartbeat(inHand));
       } finally {
         clearInterval(heartbeat);
       }
-      calls.add(1, { provider: adapter.name, status: String(answer.httpStatus) });
-      ctx.log.info('provider answered', {
-        provider: adapter.name,
-        batch: input.batch,
-        httpStatus: answer.httpStatus,
-        targets: targets.length,
-        ...(answer.requestId !== undefined ? { requestId: answer.requestId } : {}),
-      });
       // The workflow knows no provider's codes or identities: mark them here.
       const transient = new Set(adapter.transientRejectionCodes);
       answer.outcomes.forEach((o, i) => {

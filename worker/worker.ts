@@ -12,6 +12,7 @@ import { spoolRetentionMs } from '../activities/spool.ts';
 import { sourceAllowlist } from '../activities/source-policy.ts';
 import { createFeedActivities } from '../activities/feed.ts';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
+import { createGovernor } from '../activities/governor.ts';
 import { providers } from '../activities/providers/index.ts';
 import { providerTaskQueue } from '../contracts/index.ts';
 
@@ -66,7 +67,19 @@ export interface SyncWorker {
 }
 
 export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWorker> {
-  const activities = createActivities(opts.activityDeps);
+  // The provider-account governor's workflows run on this worker's own task queue (workflows/governor.ts).
+  const governor = opts.activityDeps.governor ?? {
+    governor: createGovernor({
+      client: new Client({
+        connection: opts.connection,
+        namespace: opts.namespace,
+        ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+      }),
+      taskQueue: opts.taskQueue,
+    }),
+    taskQueue: opts.taskQueue,
+  };
+  const activities = createActivities({ ...opts.activityDeps, governor });
   // A malformed CATALOG_SYNC_SPOOL_RETENTION or CATALOG_SYNC_SOURCE_URLS stops the worker here, in one line.
   spoolRetentionMs(opts.activityDeps.env);
   sourceAllowlist(opts.activityDeps.env);
