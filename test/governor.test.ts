@@ -11,7 +11,7 @@ import { adviceOf, ageOut, applyReport, initialGovernorState } from '../workflow
 import { governorAccount } from '../activities/governor.ts';
 import { insider } from '../activities/providers/insider.ts';
 import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
-import { connectTestEnv, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
+import { connectTestEnv, uniqueTaskQueue, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
 
 const PARTNER = 'acme-partner';
 const TOKEN = 'insider-governor-token';
@@ -86,24 +86,26 @@ describe('the governor state', () => {
 });
 
 describe('provider-account governor', () => {
-  it('learns a hidden 23-record limit once: every answered call within it, at most 8 oversize answers over two syncs', async () => {
+  it('learns a hidden 23-record limit once: every answered call within it, at most 8 oversize answers over two syncs on two workers', async () => {
     const sim = await simulator({ maxRecords: 23 });
     const env = envFor(sim);
-    let firstCalls = 0;
-    const { reports, status } = await withWorker(t, { env }, async (taskQueue) => {
-      const run = async (keys: string[]) => {
+    const taskQueue = uniqueTaskQueue('governor');
+    const run = (keys: string[]) =>
+      // Each sync on a worker of its own (a fresh process's view): what was learned lives in the governor.
+      withWorker(t, { env, taskQueue }, async () => {
         const { workflowId } = await startSync(t.client, { provider: 'insider', targets: keys.map(update) }, taskQueue);
         return (await awaitReport(t.client, workflowId)).report;
-      };
-      const first = await run(items.slice(0, 2500));
-      firstCalls = sim.requests.length;
-      const second = await run(items.slice(2500, 3500));
-      const read = insider.configFromEnv(env);
-      if (!('config' in read)) throw new Error('no Insider config');
-      const account = governorAccount('insider', read.config, taskQueue);
-      const governor = t.client.workflow.getHandle(governorWorkflowId('insider', account.hash));
-      return { reports: [first, second], status: await governor.query(governorStatusQuery) };
-    });
+      });
+    const first = await run(items.slice(0, 2500));
+    const firstCalls = sim.requests.length;
+    const second = await run(items.slice(2500, 3500));
+    const reports = [first, second];
+    const read = insider.configFromEnv(env);
+    if (!('config' in read)) throw new Error('no Insider config');
+    const account = governorAccount('insider', read.config, taskQueue);
+    const status = await withWorker(t, { env, taskQueue }, () =>
+      t.client.workflow.getHandle(governorWorkflowId('insider', account.hash)).query(governorStatusQuery),
+    );
     expectAllAccepted(reports[0]!, 2500);
     expectAllAccepted(reports[1]!, 1000);
 
