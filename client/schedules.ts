@@ -142,9 +142,18 @@ export function validateSyncScheduleRequest(request: SyncScheduleRequest) {
         : `invalid schedule: ${issue?.path.join('.') || 'request'}: ${message}`,
     );
   }
-  if (!providerAdapter(parsed.data.provider)) {
+  const adapter = providerAdapter(parsed.data.provider);
+  if (!adapter) {
     throw new ScheduleRequestError(
       `unknown provider "${parsed.data.provider}"; use one of: ${providerNames().join(', ')}`,
+    );
+  }
+  // The same limit a sync's own request check applies: every run of the schedule would hit it.
+  const max = adapter.documentedLimits.maxTargets;
+  const batchSize = parsed.data.options?.batchSize;
+  if (batchSize !== undefined && batchSize > max) {
+    throw new ScheduleRequestError(
+      `invalid schedule: options.batchSize is ${batchSize}, over ${adapter.title}'s limit of ${max} targets a call; give at most ${max}, or leave it out`,
     );
   }
   return parsed.data;

@@ -339,6 +339,22 @@ describe('scheduled syncs through the real server', () => {
     await expect(
       createSyncSchedule(t.client, { id, provider: 'nope', every: '1h', source: { feed: feed.url }, taskQueue }),
     ).rejects.toThrow(/unknown provider "nope"/);
+    // Every run would hit the provider's batch limit: the library refuses it as the CLI does.
+    await expect(
+      createSyncSchedule(t.client, {
+        id,
+        provider: 'octogen',
+        every: '1h',
+        source: { feed: feed.url },
+        options: { batchSize: 501 },
+        taskQueue,
+      }),
+    ).rejects.toThrow(
+      new ScheduleRequestError(
+        "invalid schedule: options.batchSize is 501, over Octogen's limit of 500 targets a call; give at most 500, or leave it out",
+      ),
+    );
+    await expect(t.client.schedule.getHandle(id).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
   });
 
   it('lists its schedules and leaves others alone', async () => {
