@@ -21,6 +21,7 @@ import {
   startSync,
 } from '../client/index.ts';
 import { formatReport, formatResubmission } from '../client/format.ts';
+import { buildHttpFront } from '../client/http-front.ts';
 import {
   ANSWER_BYTES,
   MAX_ITEMS_PER_RESUBMISSION,
@@ -98,14 +99,28 @@ describe('a sync whose every target is rejected', () => {
       );
       const during: SyncReport[] = [];
       const first = await awaitFirstPass(t.client, workflowId, { pollMs: 100, onProgress: (r) => during.push(r) });
+      // The HTTP front answers GET on it while it is open and after it closes (its report is bounded).
+      const api = await buildHttpFront({ client: t.client, taskQueue, tokens: ['operator-token'] });
+      const httpGet = () =>
+        api.inject({
+          method: 'GET',
+          url: `/v1/syncs/${workflowId}`,
+          headers: { authorization: 'Bearer operator-token' },
+        });
+      const httpOpen = await httpGet();
       // A rejection the report had no room for is still the sync's own: it can be fixed by id.
       const fixed = await resubmit(t.client, workflowId, [{ fixes: 't9999', target: { uuid: products[2]!.uuid } }]);
       await finish(t.client, workflowId);
       const outcome = await awaitReport(t.client, workflowId);
       const after = await getStatus(t.client, workflowId);
       const all = await listRejected(t.client, workflowId);
-      return { workflowId, during, first: first.report, fixed, outcome, after, all };
+      const httpClosed = await httpGet();
+      await api.close();
+      return { workflowId, during, first: first.report, fixed, outcome, after, all, httpOpen, httpClosed };
     });
+    for (const answer of [out.httpOpen, out.httpClosed]) expect(answer.statusCode).toBe(200);
+    expect((out.httpOpen.json() as SyncReport).counts).toMatchObject({ submitted: 10_000, rejected: 10_000 });
+    expect((out.httpClosed.json() as SyncReport).phase).toBe('closed');
     expect(out.outcome.abortReason).toBeUndefined();
     expect(out.first.counts).toMatchObject({ submitted: 10_000, rejected: 10_000, pending: 0 });
     expect(out.first.rejected.some((r) => r.id === 't9999')).toBe(false);
