@@ -3,6 +3,16 @@ import js from '@eslint/js';
 import { builtinModules } from 'node:module';
 import tseslint from 'typescript-eslint';
 
+/** Import patterns that would point up a layer (see DESIGN.md, "Shape"). */
+const NOT_TEST_SIDE = {
+  group: ['**/simulators/*', '**/test/*', '**/test/**'],
+  message: 'production code never imports simulators/ or test/: move what both need into production code',
+};
+const NOT_CLIENT_SIDE = {
+  group: ['**/client/*'],
+  message: 'activities and workflows never import client/: move what both need down (activities/ or contracts/)',
+};
+
 export default tseslint.config(
   { ignores: ['node_modules/**', '.tools/**', '.data/**', '.artifacts/**'] },
   js.configs.recommended,
@@ -23,6 +33,16 @@ export default tseslint.config(
     },
   },
   {
+    // Production code never leans on the test side: simulators and tests import it, not the reverse.
+    files: ['client/**/*.ts', 'worker/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [NOT_TEST_SIDE] }] },
+  },
+  {
+    // Activities sit below the client side: what both need moves down to activities or contracts.
+    files: ['activities/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [NOT_TEST_SIDE, NOT_CLIENT_SIDE] }] },
+  },
+  {
     // Workflow code is replayed: no Node built-ins, no network, nothing but Temporal's clock.
     files: ['workflows/**/*.ts', 'contracts/**/*.ts'],
     rules: {
@@ -33,6 +53,7 @@ export default tseslint.config(
             name,
             message: 'workflow code must stay deterministic: do I/O in activities',
           })),
+          patterns: [NOT_TEST_SIDE, NOT_CLIENT_SIDE],
         },
       ],
       'no-restricted-globals': ['error', 'setTimeout', 'setInterval', 'fetch', 'process'],

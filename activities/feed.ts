@@ -8,7 +8,7 @@ import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
-import { lastSuccessfulRun } from '../client/schedules.ts';
+import { lastSuccessfulRun } from './last-run.ts';
 import { writeSpool } from './spool.ts';
 import { FeedFailureType, type TargetsRef } from '../contracts/index.ts';
 import { parseRetryAfter } from './failures.ts';

@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { listenOnLoopback } from '../simulators/http.ts';
+import { listenOnLoopback } from './loopback.ts';
 import { codecFromEnv } from './codec.ts';
 
 interface JsonPayload {

@@ -7,7 +7,6 @@
 import path from 'node:path';
 import {
   ScheduleAlreadyRunning,
-  ScheduleNotFoundError,
   WorkflowNotFoundError,
   type Client,
   type ScheduleDescription,
@@ -16,15 +15,10 @@ import {
 } from '@temporalio/client';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
+import { lastSuccessfulRun, type SuccessfulRun } from '../activities/last-run.ts';
 import { providerAdapter, providerNames } from '../activities/providers/index.ts';
 import { SA_PROVIDER, SyncOptionsSchema, type SyncOptions } from '../contracts/index.ts';
-import type {
-  FeedRetry,
-  ScheduledSource,
-  ScheduledSyncInput,
-  ScheduledSyncResult,
-  scheduledSyncWorkflow,
-} from '../workflows/scheduled.ts';
+import type { FeedRetry, ScheduledSource, ScheduledSyncInput, scheduledSyncWorkflow } from '../workflows/scheduled.ts';
 
 /** A schedule request the client refuses before anything is created; the message names the field. */
 export class ScheduleRequestError extends Error {
@@ -387,70 +381,5 @@ export async function deleteSyncSchedule(client: Client, scheduleId: string): Pr
   await client.schedule.getHandle(scheduleId).delete();
 }
 
-export interface SuccessfulRun {
-  workflowId: string;
-  runId: string;
-  result: ScheduledSyncResult;
-}
-
-const RESULT_LOOKUPS = 50;
-
-/**
- * The newest run of the schedule that completed (failed, cancelled and running ones are passed
- * over) and carries a cursor. The schedule's recent actions are read first, each run described
- * directly (no visibility lag right after a run closed); past those, visibility is asked for
- * `TemporalScheduledById = <id> AND ExecutionStatus = 'Completed'`, newest close time first.
- */
-export async function lastSuccessfulRun(
-  client: Client,
-  scheduleId: string,
-  /** `exclude`: the run ID of the asking run (runs triggered in the same second share a workflow ID). */
-  opts: { exclude?: string } = {},
-): Promise<SuccessfulRun | undefined> {
-  const seen = new Set<string>();
-  const completed = async (workflowId: string, runId: string): Promise<SuccessfulRun | undefined> => {
-    seen.add(runId);
-    const handle = client.workflow.getHandle<typeof scheduledSyncWorkflow>(workflowId, runId);
-    const result = await handle.result();
-    return result?.cursor !== undefined ? { workflowId, runId, result } : undefined;
-  };
-
-  let recent: ScheduleExecutionResult[] = [];
-  try {
-    recent = (await client.schedule.getHandle(scheduleId).describe()).info.recentActions;
-  } catch (err) {
-    if (!(err instanceof ScheduleNotFoundError)) throw err;
-  }
-  for (const action of [...recent].reverse()) {
-    const { workflowId, firstExecutionRunId: runId } = action.action.workflow;
-    if (runId === opts.exclude) continue;
-    try {
-      const { status } = await client.workflow.getHandle(workflowId, runId).describe();
-      if (status.name !== 'COMPLETED') continue;
-      const found = await completed(workflowId, runId);
-      if (found) return found;
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-    }
-  }
-
-  const query = `TemporalScheduledById = '${scheduleId.replace(/['\\]/g, '\\$&')}' AND ExecutionStatus = 'Completed'`;
-  const candidates: { workflowId: string; runId: string; closedAt: number }[] = [];
-  for await (const w of client.workflow.list({ query, pageSize: RESULT_LOOKUPS })) {
-    if (w.runId !== opts.exclude && !seen.has(w.runId)) {
-      candidates.push({ workflowId: w.workflowId, runId: w.runId, closedAt: w.closeTime?.getTime() ?? 0 });
-    }
-    // Visibility answers newest close time first: the first page holds the one we want.
-    if (candidates.length >= RESULT_LOOKUPS) break;
-  }
-  candidates.sort((a, b) => b.closedAt - a.closedAt);
-  for (const c of candidates) {
-    try {
-      const found = await completed(c.workflowId, c.runId);
-      if (found) return found;
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-    }
-  }
-  return undefined;
-}
+// The lookup runs in the feed activity; it lives with it and is re-exported here for callers.
+export { lastSuccessfulRun, type SuccessfulRun };

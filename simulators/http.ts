@@ -3,9 +3,10 @@
  * recording, transport faults (delay, reset, truncate, status) and the `/_sim/*` control routes.
  * A provider supplies only how to check a key, its default error bodies and its real answer.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { z } from 'zod';
+import { listenOnLoopback } from '../client/loopback.ts';
 import { describeFault, FaultInjector, parseFaultControl, type Fault, type RecordedRequest } from './faults.ts';
 
 export interface Reply {
@@ -156,38 +157,8 @@ function resetSocket(socket: Socket | null): void {
   else socket.destroy();
 }
 
-/**
- * Listens on 127.0.0.1 and returns the port and a close() that never hangs: it destroys the
- * keep-alive and stalled sockets that would otherwise keep the server open. Idempotent.
- */
-export async function listenOnLoopback(
-  server: Server,
-  port: number,
-  beforeClose: () => void = () => {},
-): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  let closing: Promise<void> | undefined;
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      (closing ??= new Promise<void>((resolve, reject) => {
-        beforeClose();
-        server.close((error) => (error ? reject(error) : resolve()));
-        for (const socket of sockets) socket.destroy();
-      })),
-  };
-}
+// Production code (the codec server) listens the same way: the helper lives with it.
+export { listenOnLoopback };
 
 export async function startSimServer(options: SimServerOptions): Promise<SimServer> {
   const faults = new FaultInjector();
