@@ -3,8 +3,13 @@
  * NDJSON file, cuts it into batches of 500 and posts them to Octogen's refresh endpoint with
  * undici, `concurrency` requests in flight. No durability, no retries, no per-target accounting
  * beyond counting what the provider accepted.
+ *
+ * A file up to STREAM_ABOVE_BYTES is read whole, as most users would; a larger one (10 million
+ * targets is ~480 MB, near V8's longest string) is read line by line, batches cut as it goes.
  */
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import { request } from 'undici';
 
 export interface BaselineOptions {
@@ -26,25 +31,52 @@ export interface BaselineResult {
   failedCalls: number;
 }
 
-export async function runBaseline(opts: BaselineOptions): Promise<BaselineResult> {
-  const started = performance.now();
-  const text = await readFile(opts.file, 'utf8');
+export const STREAM_ABOVE_BYTES = 256 * 1024 * 1024;
+
+/** Batches of the whole file, read at once. */
+async function* wholeFile(file: string, batchSize: number, count: (n: number) => void): AsyncGenerator<unknown[]> {
+  const text = await readFile(file, 'utf8');
   const targets: unknown[] = [];
   for (const line of text.split('\n')) if (line.trim() !== '') targets.push(JSON.parse(line));
-  const batches: unknown[][] = [];
-  for (let i = 0; i < targets.length; i += opts.batchSize) batches.push(targets.slice(i, i + opts.batchSize));
+  count(targets.length);
+  for (let i = 0; i < targets.length; i += batchSize) yield targets.slice(i, i + batchSize);
+}
+
+/** Batches cut while the file is read line by line. */
+async function* streamed(file: string, batchSize: number, count: (n: number) => void): AsyncGenerator<unknown[]> {
+  let batch: unknown[] = [];
+  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    if (line.trim() === '') continue;
+    batch.push(JSON.parse(line));
+    count(1);
+    if (batch.length === batchSize) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
+export async function runBaseline(opts: BaselineOptions): Promise<BaselineResult> {
+  const started = performance.now();
+  let targets = 0;
+  const count = (n: number) => {
+    targets += n;
+  };
+  const large = (await stat(opts.file)).size > STREAM_ABOVE_BYTES;
+  const batches = (large ? streamed : wholeFile)(opts.file, opts.batchSize, count);
 
   const url = `${opts.baseUrl}/v1/products/refresh`;
-  let next = 0;
   let accepted = 0;
   let calls = 0;
   let failedCalls = 0;
+  // The lanes share one generator: each next() is queued behind the previous one.
   const lane = async (): Promise<void> => {
-    for (let i = next++; i < batches.length; i = next++) {
+    for (let next = await batches.next(); !next.done; next = await batches.next()) {
       const res = await request(url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${opts.apiKey}` },
-        body: JSON.stringify({ targets: batches[i] }),
+        body: JSON.stringify({ targets: next.value }),
       });
       const body = (await res.body.json()) as { accepted?: unknown[] };
       calls += 1;
@@ -53,5 +85,5 @@ export async function runBaseline(opts: BaselineOptions): Promise<BaselineResult
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, () => lane()));
-  return { wallMs: performance.now() - started, targets: targets.length, accepted, calls, failedCalls };
+  return { wallMs: performance.now() - started, targets, accepted, calls, failedCalls };
 }
