@@ -8,10 +8,11 @@ import { msToNumber } from '@temporalio/common/lib/time';
 import type { Dispatcher } from 'undici';
 import { FailureType, type ProviderFailureDetails } from '../contracts/errors.ts';
 import {
-  clipText,
   targetId,
+  packPages,
   toRanges,
   type BatchRef,
+  type PackedPages,
   type SliceRef,
   type TargetSource,
   type TargetsRef,
@@ -23,6 +24,10 @@ import { SOURCE_URLS_VAR, judgeSourceUrl, shownUrl, sourceDispatcher } from './s
 import { opener, releaseSpool } from './spool.ts';
 import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
 import { providerAdapter, providerNames } from './providers/index.ts';
+import { createLaneActivity } from './lane.ts';
+import { answerWithinBudget } from './answer-budget.ts';
+
+export { answerWithinBudget } from './answer-budget.ts';
 import { callBytes, governorAccount, planCall, probeHolder, type CallPlan, type Governor } from './governor.ts';
 import type { GovernorReport } from '../contracts/governor.ts';
 
@@ -96,6 +101,12 @@ export interface SendBatchInput {
   targets: BatchRef;
 }
 
+/** At most `maxCalls` provider calls for one batch (a budgeted provider: one); `onCall` counts them. */
+export interface CallCap {
+  maxCalls?: number;
+  onCall?: () => void;
+}
+
 /** Echoes of targets in results stay small: history carries cursors and counts, not catalogs. */
 const ECHO_LIMIT = 1024;
 const MESSAGE_LIMIT = 300;
@@ -125,39 +136,37 @@ function withinBudget(rejections: SliceRejection[]): SliceRejection[] {
   }));
 }
 
-/** A batch answer's budget: under Temporal's 256 KB per payload with room for metadata and the codec. */
-const ANSWER_BUDGET = 240 * 1024;
-
-/**
- * A batch answer stays under ANSWER_BUDGET however long the provider's messages and warnings or
- * the echoes are: echoes go first (from the last outcome back, so as many as fit stay), then
- * messages and warnings are cut; codes, states and identities (what the ledger and re-submissions
- * need) always stay.
- */
-export function answerWithinBudget(answer: BatchAnswer): BatchAnswer {
-  const bytes = (v: unknown) => Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
-  let size = bytes(answer);
-  for (let i = answer.outcomes.length - 1; i >= 0 && size > ANSWER_BUDGET; i -= 1) {
-    const o = answer.outcomes[i];
-    if (o?.state !== 'rejected' || o.target === undefined) continue;
-    size -= bytes(o.target) + ',"target":'.length;
-    delete o.target;
-  }
-  for (const max of [100, 20]) {
-    if (bytes(answer) <= ANSWER_BUDGET) break;
-    for (const o of answer.outcomes) {
-      if (o.state === 'rejected') o.message = clipText(o.message, max);
-      else if (o.warning !== undefined) o.warning = clipText(o.warning, max);
-    }
-  }
-  return answer;
-}
-
 const inRanges = (ranges: [number, number][]) => {
   const set = new Set<number>();
   for (const [from, to] of ranges) for (let s = from; s < to; s += 1) set.add(s);
   return set;
 };
+
+/**
+ * The workflow knows no provider's codes or identities: each rejection is marked here with whether
+ * it is transient, its identity, and (read from a source: `lines` given) its echo and line.
+ */
+function markOutcomes(
+  adapter: AnyProviderAdapter,
+  targets: unknown[],
+  answer: BatchAnswer,
+  lines: (number | undefined)[] | undefined,
+): void {
+  const transient = new Set(adapter.transientRejectionCodes);
+  answer.outcomes.forEach((o, i) => {
+    if (o.state !== 'rejected') return;
+    if (transient.has(o.code)) o.transient = true;
+    o.message = clip(o.message);
+    const target = targets[i];
+    if (target === undefined) return;
+    o.identity = boundedIdentity(adapter, target);
+    if (lines === undefined) return;
+    const e = echoFromSource(adapter, target);
+    if (e !== undefined) o.target = e;
+    const line = lines[i];
+    if (line !== undefined) o.line = line;
+  });
+}
 
 function adapterOrFail(provider: string): AnyProviderAdapter {
   const adapter = providerAdapter(provider);
@@ -324,9 +333,14 @@ export function createActivities(deps: ActivityDeps) {
     targets: unknown[],
     batch: number,
     beat: () => void,
+    cap: CallCap = {},
   ): Promise<BatchAnswer> {
+    const maxCalls = cap.maxCalls ?? Infinity;
     const gov = deps.governor;
-    if (!gov) return callOnce(adapter, config, targets, batch);
+    if (!gov) {
+      cap.onCall?.();
+      return callOnce(adapter, config, targets, batch);
+    }
     const ctx = Context.current();
     const account = governorAccount(adapter.name, config, gov.taskQueue);
     const holder = probeHolder(
@@ -337,8 +351,11 @@ export function createActivities(deps: ActivityDeps) {
     let last: BatchAnswer | undefined;
     let rateRetries = 0;
     let tooLargeAt = Infinity;
+    let made = 0;
     while (outcomes.length < targets.length) {
       const done = outcomes.length;
+      // A provider with a declared budget gets one call per activity: the queue's rate limit counts dispatches.
+      if (made >= maxCalls) return { ...(last ?? { httpStatus: 0 }), outcomes, unsent: targets.length - done };
       let plan: CallPlan;
       try {
         plan = await planCall(gov.governor, account, sizes.slice(done), holder, (ms) => ctx.sleep(ms));
@@ -355,6 +372,8 @@ export function createActivities(deps: ActivityDeps) {
       const records = part.length;
       const bytes = callBytes(sizes.slice(done), records);
       try {
+        made += 1;
+        cap.onCall?.();
         last = await callOnce(adapter, config, part, batch);
         outcomes.push(...last.outcomes.slice(0, records));
         beat();
@@ -400,7 +419,20 @@ export function createActivities(deps: ActivityDeps) {
     return { ...(last ?? { httpStatus: 400 }), outcomes };
   }
 
+  const sendLane = createLaneActivity({
+    adapter: adapterOrFail,
+    config: configFor,
+    readPage: (ref, page) => sliceItems({ kind: 'ref', ref }, page),
+    limits: plannedLimits,
+    send: sendGoverned,
+    mark: markOutcomes,
+    echo: (adapter, target) => echoFromSource(adapter, target),
+    clip,
+  });
+
   return {
+    sendLane,
+
     async planTargets(input: PlanInput): Promise<Plan> {
       const adapter = adapterOrFail(input.provider);
       // Fails before any call when this worker cannot reach the provider at all.
@@ -408,10 +440,12 @@ export function createActivities(deps: ActivityDeps) {
       return planTargets(adapter, await plannedLimits(adapter, config), input.targets, input.batchSize);
     },
 
-    async scanSource(input: ScanInput): Promise<{ total: number; slices: SliceRef[] }> {
+    /** The source's pages, packed: 10 million targets are about 70 KB (a list of pages would be 800 KB). */
+    async scanSource(input: ScanInput): Promise<{ total: number; pages: PackedPages }> {
       const dispatcher = readerFor(input.ref);
       try {
-        return await scanRef(input.ref, input.sliceSize, dispatcher);
+        const { total, slices } = await scanRef(input.ref, input.sliceSize, dispatcher);
+        return { total, pages: packPages(slices, input.sliceSize) };
       } catch (err) {
         throw readFailure(input.ref, err);
       }
@@ -493,27 +527,13 @@ export function createActivities(deps: ActivityDeps) {
       const heartbeat = setInterval(() => ctx.heartbeat(inHand), HEARTBEAT_EVERY_MS);
       let answer: BatchAnswer;
       try {
-        answer = await sendGoverned(adapter, config, targets, input.batch, () => ctx.heartbeat(inHand));
+        answer = await sendGoverned(adapter, config, targets, input.batch, () => ctx.heartbeat(inHand), {
+          maxCalls: adapter.budget?.(config) !== undefined ? 1 : Infinity,
+        });
       } finally {
         clearInterval(heartbeat);
       }
-      // The workflow knows no provider's codes or identities: mark them here.
-      const transient = new Set(adapter.transientRejectionCodes);
-      answer.outcomes.forEach((o, i) => {
-        if (o.state !== 'rejected') return;
-        if (transient.has(o.code)) o.transient = true;
-        o.message = clip(o.message);
-        const target = targets[i];
-        if (target !== undefined) {
-          o.identity = boundedIdentity(adapter, target);
-          if (input.targets.kind === 'ref') {
-            const e = echoFromSource(adapter, target);
-            if (e !== undefined) o.target = e;
-            const line = lines[i];
-            if (line !== undefined) o.line = line;
-          }
-        }
-      });
+      markOutcomes(adapter, targets, answer, input.targets.kind === 'ref' ? lines : undefined);
       return answerWithinBudget(answer);
     },
   };

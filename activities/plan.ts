@@ -145,6 +145,8 @@ export function planTargets(
   limits: BatchLimits,
   items: SequencedTarget[],
   batchSize?: number,
+  /** When given, receives each valid target in its parsed form (what the adapter sends). */
+  parsed?: Map<number, unknown>,
 ): Plan {
   const maxTargets = Math.min(batchSize ?? limits.maxTargets, limits.maxTargets);
   const { maxBytes } = limits;
@@ -169,6 +171,7 @@ export function planTargets(
       continue;
     }
     firstOf.set(same, item);
+    parsed?.set(seq, check.data);
     const { bytes } = check;
     valid.push({ seq, identity: check.identity });
     const key = check.groupKey;

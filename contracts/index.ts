@@ -5,3 +5,5 @@ export * from './sync.ts';
 export * from './search-attributes.ts';
 export * from './ledger.ts';
 export * from './priority.ts';
+export * from './lane.ts';
+export * from './pages.ts';

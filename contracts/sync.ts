@@ -115,7 +115,7 @@ export const DEFAULT_OPTIONS = {
   callInitialInterval: '1s',
   callMaximumInterval: '60s',
   concurrency: 4,
-  sliceSize: 10_000,
+  sliceSize: 100_000,
   slicesPerRun: 200,
 } as const;
 

@@ -5,7 +5,8 @@
  * current workflow code, so a change that would break running syncs fails CI: record again only
  * when such a change is patched (workflow.patched) or deliberately incompatible.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
@@ -111,6 +112,25 @@ try {
     );
     await awaitReport(client, fanout.workflowId);
     await save('octogen-fan-out', fanout.workflowId);
+
+    // By reference: lanes, fan-out over two runs, a malformed line and a product the provider lacks.
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'record-histories-')), 'catalog.ndjson');
+    const lines = products.map((p) => JSON.stringify({ uuid: p.uuid }));
+    lines[7] = '{not json';
+    lines[123] = JSON.stringify({ uuid: '00000000-0000-4000-8000-000000000000' });
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const lanes = await startSync(
+      client,
+      {
+        provider: 'octogen',
+        key: 'lanes',
+        targetsRef: { file },
+        options: { sliceSize: 100, slicesPerRun: 2, batchSize: 20, concurrency: 2, resubmissionWindow: '0s' },
+      },
+      taskQueue,
+    );
+    await awaitReport(client, lanes.workflowId);
+    await save('octogen-lanes', lanes.workflowId);
 
     const split = await startSync(
       client,

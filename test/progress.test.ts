@@ -34,7 +34,7 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface InHand {
-  batch: number;
+  batch?: number;
   targets: number;
   slice?: number;
 }
@@ -65,15 +65,19 @@ it('shows counts that move while a 40,000-target sync sends, per slice too', asy
           .then((d) => d.raw.pendingActivities ?? [])
           .catch(() => []);
         const payload = pending.find((a) => a.heartbeatDetails?.payloads?.length)?.heartbeatDetails?.payloads?.[0];
-        if (payload) {
-          inHand = t.client.options.loadedDataConverter.payloadConverter.fromPayload<InHand>(payload);
+        const details = payload
+          ? t.client.options.loadedDataConverter.payloadConverter.fromPayload<InHand>(payload)
+          : undefined;
+        // A lane's first heartbeat comes before it has read its first page: wait for one with a batch.
+        if (details?.batch !== undefined) {
+          inHand = details;
           expect(inHand.slice).toBe(i);
           break;
         }
       }
       await sleep(200);
     }
-    expect(inHand).toMatchObject({ batch: expect.any(Number), targets: 250 });
+    expect(inHand).toMatchObject({ batch: expect.any(Number), targets: 250, cursor: { page: expect.any(Number) } });
 
     await sleep(Math.max(0, submittedAt + 10_000 - Date.now()));
     const first = await getStatus(t.client, workflowId);

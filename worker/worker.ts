@@ -18,8 +18,17 @@ import { providerTaskQueue } from '../contracts/index.ts';
 
 export const workflowsPath = (): string => fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
-/** Below the budget by this share, so bursts of the server's rate limiter stay under the provider's. */
-const BUDGET_HEADROOM = 0.9;
+/**
+ * Below the budget by this share, so a burst of the server's rate limiter (about a second's worth)
+ * stays under the provider's window. Every dispatch on a budgeted queue makes at most one call
+ * (activities/lane.ts, activities/index.ts), so the limit on dispatches is a limit on calls.
+ */
+const BUDGET_HEADROOM = 0.97;
+/**
+ * Heartbeats reach the server within this long: a lane heartbeats after every answered batch, and a
+ * retried lane resumes from the last one the server has, so this bounds what a crash re-sends.
+ */
+const HEARTBEAT_THROTTLE = '20 milliseconds';
 
 export interface ReadyProvider {
   provider: string;
@@ -128,7 +137,8 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
       await Worker.create({
         ...base,
         taskQueue: providerTaskQueue(opts.taskQueue, p.provider),
-        activities: { sendBatch: activities.sendBatch },
+        activities: { sendBatch: activities.sendBatch, sendLane: activities.sendLane },
+        maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
         ...(p.requestsPerMinute !== undefined
           ? { maxTaskQueueActivitiesPerSecond: (p.requestsPerMinute * BUDGET_HEADROOM) / 60 }
           : {}),

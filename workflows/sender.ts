@@ -108,18 +108,22 @@ export function createSender(spec: SenderSpec): Sender {
   };
 
   const applyAnswer = (number: number, batch: number[], answer: BatchAnswer) => {
+    // A budgeted provider's one call may carry only the account's learned size: the rest goes again.
+    const sent = batch.length - Math.max(0, Math.min(batch.length, answer.unsent ?? 0));
+    if (sent < batch.length) enqueue([batch.slice(sent)]);
+    if (sent === 0) return;
     addCalls(ledger, [
       {
         ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
         batch: number,
         httpStatus: answer.httpStatus,
-        targets: batch.length,
+        targets: sent,
         ...(answer.requestId !== undefined ? { requestId: answer.requestId } : {}),
         ...(answer.providerWorkflowId !== undefined ? { providerWorkflowId: answer.providerWorkflowId } : {}),
       },
     ]);
     const resend: number[] = [];
-    batch.forEach((seq, i) => {
+    batch.slice(0, sent).forEach((seq, i) => {
       const e = ledger.entries[seq];
       const o = answer.outcomes[i];
       if (!e) return;

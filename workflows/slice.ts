@@ -18,7 +18,6 @@ import {
   FailureType,
   NON_RETRYABLE_PROVIDER_FAILURES,
   resolveOptions,
-  toRanges,
   type ProviderCall,
   type SliceRef,
   type SyncOptions,
@@ -35,6 +34,7 @@ import { counts, newLedger, receive, settle, type Entry, type Ledger } from './l
 import { buildReport, pageEntries, pageWarnings } from './report.ts';
 import { PROGRESS_EVERY_MS, progressDetails, watchProgress } from './visibility.ts';
 import { createSender } from './sender.ts';
+import { runLanes, splitShares, unsettled, type LaneShare } from './lanes.ts';
 
 export interface SliceInput {
   provider: string;
@@ -49,6 +49,8 @@ export interface SliceInput {
   /** How often at most the slice signals its counts to the sync (fan-out only; default 5 s). */
   progressEveryMs?: number;
   options?: SyncOptions;
+  /** A later part of a slice by reference: where each lane resumes (the part before ran out of room). */
+  shares?: LaneShare[];
 }
 
 export interface SliceResult {
@@ -66,12 +68,36 @@ export interface SliceResult {
   calls: ProviderCall[];
   callCount?: number;
   abortReason?: string;
+  /** The slice ended early (its history or entries reached their budget): the next part goes on from here. */
+  rest?: LaneShare[];
+}
+
+/** When a part of a slice by reference stops early, so its history and results stay bounded. */
+export interface PartLimit {
+  stop(outcomeBytes: number): boolean;
+  rest?: LaneShare[];
 }
 
 /** Runs the first pass of the pages into `ledger`; returns why the sync must end, if it must. */
-export async function runSlice(input: SliceInput, ledger: Ledger): Promise<string | undefined> {
+export async function runSlice(input: SliceInput, ledger: Ledger, part?: PartLimit): Promise<string | undefined> {
   const opts = resolveOptions(input.options ?? {});
   const { source, pages } = input;
+  if (source.kind === 'ref') {
+    // By reference: lanes, each keeping one call in flight (workflows/lanes.ts).
+    const out = await runLanes({
+      provider: input.provider,
+      ref: source.ref,
+      pages,
+      options: opts,
+      ledger,
+      shares: input.shares ?? splitShares(pages.length, opts.concurrency),
+      ...(input.index !== undefined ? { slice: input.index } : {}),
+      ...(input.label !== undefined ? { label: input.label } : {}),
+      stop: part?.stop ?? (() => false),
+    });
+    if (part && out.rest) part.rest = out.rest;
+    return out.abortReason;
+  }
   const { planSlice } = proxyLocalActivities<SyncActivities>({
     startToCloseTimeout: '2 minutes',
     retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES },
@@ -93,14 +119,8 @@ export async function runSlice(input: SliceInput, ledger: Ledger): Promise<strin
     summary: (n, size) =>
       `${input.provider} batch ${n}/${totalBatches}${planned < pages.length ? '+' : ''}` +
       `${input.label !== undefined ? ` of ${input.label}` : ''}, ${size} targets`,
-    batchRef: (batch) => {
-      const seq = batch[0] ?? 0;
-      const page = pages.find((p) => seq >= p.firstSeq && seq < p.firstSeq + p.count) ?? pages[0];
-      if (source.kind === 'inline' || !page) {
-        return { kind: 'inline', targets: batch.map((s) => ledger.entries[s]?.target) };
-      }
-      return { kind: 'ref', ref: source.ref, slice: page, seqs: toRanges(batch) };
-    },
+    // Inline targets are sent from the ledger (a source by reference goes in lanes, above).
+    batchRef: (batch) => ({ kind: 'inline', targets: batch.map((s) => ledger.entries[s]?.target) }),
   });
   // Each page is planned while the previous one's batches are already being sent.
   for (const page of pages) {
@@ -165,9 +185,22 @@ const RESULT_ENTRY_BYTES = 128 * 1024;
 const RESULT_WARNING_BYTES = 16 * 1024;
 const RESULT_CALLS = 50;
 
+/** A part of a slice stops once its lanes brought this many bytes of outcomes, or its history grew this long. */
+const PART_OUTCOME_BYTES = 1536 * 1024;
+const PART_EVENTS = 4_000;
+
 export async function syncSliceWorkflow(input: SliceInput): Promise<SliceResult> {
   const ledger = newLedger();
-  ledger.submitted = input.pages.reduce((n, p) => n + p.count, 0);
+  const shares = input.shares;
+  ledger.submitted = shares
+    ? shares.reduce((n, s) => n + unsettled(input.pages, s), 0)
+    : input.pages.reduce((n, p) => n + p.count, 0);
+  const part: PartLimit = {
+    stop: (bytes) =>
+      bytes >= PART_OUTCOME_BYTES ||
+      workflowInfo().historyLength >= PART_EVENTS ||
+      workflowInfo().continueAsNewSuggested,
+  };
   // Entries and warnings that do not fit in the result stay readable here, by page, for listRejected().
   setHandler(sliceEntriesQuery, (offset, limit) => pageEntries(ledger, offset, limit));
   setHandler(sliceWarningsQuery, (offset, limit) => pageWarnings(ledger.warnings, offset, limit));
@@ -189,13 +222,15 @@ export async function syncSliceWorkflow(input: SliceInput): Promise<SliceResult>
   const name = input.label ?? 'slice';
   setCurrentDetails(`${name}: sending, ${progressDetails(counts(ledger))}`);
   void reportProgress(input, ledger, () => state.phase === 'sending');
-  const abortReason = await runSlice(input, ledger);
+  const abortReason = await runSlice(input, ledger, part);
   state.phase = 'closed';
   if (abortReason !== undefined) state.abortReason = abortReason;
   setCurrentDetails(
     `${name}: closed, ${progressDetails(counts(ledger))}${abortReason !== undefined ? `; aborted: ${abortReason}` : ''}`,
   );
-  return sliceResult(ledger, abortReason);
+  const result = sliceResult(ledger, abortReason);
+  if (part.rest && abortReason === undefined) result.rest = part.rest;
+  return result;
 }
 
 /**

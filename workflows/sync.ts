@@ -29,6 +29,8 @@ import {
   checkResubmission,
   formatCount,
   jsonBytes,
+  packPages,
+  unpackPages,
   rejectedElsewhereQuery,
   sliceEntriesQuery,
   sliceWarningsQuery,
@@ -63,8 +65,8 @@ import { takeResubmission } from './resubmission.ts';
 import { progressDetails, publish, recordOutcome, watchProgress, type Published } from './visibility.ts';
 import { createLiveSlices } from './progress.ts';
 import { createSender } from './sender.ts';
-import { packPages, unpackPages } from './pages.ts';
 import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
+import type { LaneShare } from './lanes.ts';
 import { releaseSpooledSource } from './release.ts';
 
 /** Bytes of entries and warnings a sync keeps itself; past this, a slice's stay in its own workflow. */
@@ -73,6 +75,8 @@ const INLINE_BYTES = 128 * 1024;
 const PAGE = 1000;
 /** Room kept in the carried state for the slices it names (about 1,000 at ~45 bytes) and short lists. */
 const CARRY_RESERVE = 64 * 1024;
+/** Targets a sync sends itself, in one slice, at most: more fan out to slice workflows. */
+const SINGLE_SLICE_TARGETS = 10_000;
 /** Slice workflows one sync fans out to, at most (rounded up to a multiple of `concurrency`). */
 const MAX_SLICES = 1000;
 /** What one re-submitted target may add to the carried ledger once settled (no echo, message cut). */
@@ -262,7 +266,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
       }
     } else {
       try {
-        slices = (await scanSource({ ref: source.ref, sliceSize: pageSize })).slices;
+        slices = unpackPages((await scanSource({ ref: source.ref, sliceSize: pageSize })).pages);
       } catch (err) {
         abortReason = (err as ApplicationFailure).cause?.message ?? (err as Error).message;
       }
@@ -291,7 +295,9 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     // At most MAX_SLICES slice workflows (about that many): a larger catalog gets larger slices,
     // so the list of slices a sync names and carries across runs stays bounded.
     let count = Math.min(MAX_SLICES, Math.ceil(slices.length / pagesPerSlice));
-    if (count > 1) count = opts.concurrency * Math.ceil(count / opts.concurrency);
+    // Past SINGLE_SLICE_TARGETS the sync fans out to at least one slice per lane, so no run's history holds them all.
+    const total = slices.reduce((n, p) => n + p.count, 0);
+    if (count > 1 || total > SINGLE_SLICE_TARGETS) count = opts.concurrency * Math.ceil(count / opts.concurrency);
     count = Math.max(1, Math.min(count, slices.length));
     for (let i = 0; i < count; i += 1) {
       const group = slices.slice(
@@ -344,33 +350,45 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     let running = 0;
     let startedThisRun = 0;
     const runChild = async (index: number, group: SliceRef[]) => {
-      const workflowId = `${workflowInfo().workflowId}/slice-${index}`;
-      const count = group.reduce((n, p) => n + p.count, 0);
-      live.start(index, count);
-      try {
-        const result = await executeChild(syncSliceWorkflow, {
-          workflowId,
-          args: [
-            {
-              provider,
-              source: groupSource(group),
-              pages: group,
-              options: perChild,
-              label: `slice ${index}`,
-              index,
-              progressEveryMs,
-            },
-          ],
-          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-          staticSummary: `slice ${index} of ${workflowInfo().workflowId}: ${formatCount(count)} targets`,
-        });
-        live.end(index);
-        merge(result, workflowId);
-      } catch (err) {
-        const message = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
-        live.end(index);
-        ledger.elsewhere.push({ rejected: 0, failed: count, workflowId });
-        abortReason ??= `slice ${index} failed: ${message}`;
+      const firstId = `${workflowInfo().workflowId}/slice-${index}`;
+      let count = group.reduce((n, p) => n + p.count, 0);
+      // A slice by reference whose part ran out of room goes on in another part, from its lanes' cursors.
+      let shares: LaneShare[] | undefined;
+      for (let part = 0; ; part += 1) {
+        const workflowId = part === 0 ? firstId : `${firstId}-part-${part}`;
+        live.start(index, count);
+        try {
+          const result = await executeChild(syncSliceWorkflow, {
+            workflowId,
+            args: [
+              {
+                provider,
+                source: groupSource(group),
+                pages: group,
+                options: perChild,
+                label: part === 0 ? `slice ${index}` : `slice ${index} part ${part}`,
+                index,
+                progressEveryMs,
+                ...(shares ? { shares } : {}),
+              },
+            ],
+            parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+            staticSummary:
+              `slice ${index}${part === 0 ? '' : ` part ${part}`} of ${workflowInfo().workflowId}: ` +
+              `${formatCount(count)} targets`,
+          });
+          live.end(index);
+          merge(result, workflowId);
+          if (!result.rest || result.abortReason !== undefined) return;
+          shares = result.rest;
+          count -= result.accepted + result.rejected + result.failed;
+        } catch (err) {
+          const message = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
+          live.end(index);
+          ledger.elsewhere.push({ rejected: 0, failed: count, workflowId });
+          abortReason ??= `slice ${index} failed: ${message}`;
+          return;
+        }
       }
     };
     while (nextSlice < groups.length && abortReason === undefined) {

@@ -27,6 +27,11 @@ export interface BatchAnswer {
   requestId?: string;
   providerWorkflowId?: string;
   outcomes: TargetOutcome[];
+  /**
+   * Trailing targets not sent at all (a budgeted provider's one call carried only the learned
+   * working size): the workflow sends them again in a later call. Outcomes cover the rest.
+   */
+  unsent?: number;
 }
 
 export interface BatchLimits {

@@ -2,7 +2,8 @@
  * The source's pages, packed for continue-as-new: a by-reference catalog of 10 million targets is
  * 10,000 pages, about 800 KB as objects but about 70 KB packed, so the carried state stays small.
  */
-import type { PackedPages, SliceRef } from '../contracts/index.ts';
+import type { PackedPages } from './ledger.ts';
+import type { SliceRef } from './sync.ts';
 
 export function packPages(pages: SliceRef[], size: number): PackedPages {
   const tokens: string[] = [];

@@ -1,0 +1,281 @@
+/**
+ * A lane (contracts/lane.ts): one activity that reads its pages of a source by byte span, plans
+ * each page, and sends the batches back to back. After every answered batch it heartbeats its
+ * cursor and compact outcomes; a retried run (the worker died) resumes from the last heartbeat,
+ * so a batch whose answer was heartbeated is never sent again. A run returns after LANE_RUN_MS or
+ * LANE_OUTCOME_BYTES of outcomes so the workflow's counts move; a provider with a declared budget
+ * gets one call per run, so the task queue's rate limit (which counts dispatches) counts calls.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time';
+import { FailureType, type ProviderFailureDetails } from '../contracts/errors.ts';
+import {
+  LANE_CALLS_KEPT,
+  LANE_OUTCOME_BYTES,
+  LANE_RUN_MS,
+  targetId,
+  toRanges,
+  type LaneInput,
+  type LaneProgress,
+  type LaneResult,
+  type SliceRef,
+  type TargetsRef,
+} from '../contracts/index.ts';
+import { planTargets } from './plan.ts';
+import { answerWithinBudget } from './answer-budget.ts';
+import type { CallCap } from './index.ts';
+import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
+
+/** Failure types that end the whole sync: every further call would fail the same way. */
+const ABORTING = new Set<string>([FailureType.ProviderAuthError, FailureType.ProviderNotConfigured]);
+const HEARTBEAT_EVERY_MS = 1_000;
+/**
+ * One batch's outcomes take at most this much of a run's result; a run takes no further batch
+ * past LANE_OUTCOME_BYTES, so a result stays under 256 KB.
+ */
+const BATCH_OUTCOME_BYTES = 200 * 1024;
+
+/** What a lane needs of the activities around it (activities/index.ts builds it). */
+export interface LaneKit {
+  adapter(provider: string): AnyProviderAdapter;
+  config(adapter: AnyProviderAdapter): unknown;
+  readPage(
+    ref: TargetsRef,
+    page: SliceRef,
+  ): Promise<{ seq: number; line: number | undefined; target: unknown; error: string | undefined }[]>;
+  limits(adapter: AnyProviderAdapter, config: unknown): Promise<BatchLimits>;
+  send(
+    adapter: AnyProviderAdapter,
+    config: unknown,
+    targets: unknown[],
+    batch: number,
+    beat: () => void,
+    cap: CallCap,
+  ): Promise<BatchAnswer>;
+  mark(adapter: AnyProviderAdapter, targets: unknown[], answer: BatchAnswer, lines: (number | undefined)[]): void;
+  echo(adapter: AnyProviderAdapter, target: unknown): unknown;
+  clip(message: string): string;
+}
+
+const bytesOf = (v: unknown): number => Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
+
+export function createLaneActivity(kit: LaneKit) {
+  return async function sendLane(input: LaneInput): Promise<LaneResult> {
+    const ctx = Context.current();
+    const adapter = kit.adapter(input.provider);
+    const config = kit.config(adapter);
+    const budgeted = adapter.budget?.(config) !== undefined;
+    // A retry after a crash or timeout resumes from the last heartbeat the server has.
+    const resumed = ctx.info.attempt > 1 ? (ctx.info.heartbeatDetails as LaneProgress | undefined) : undefined;
+    const p: LaneProgress = resumed ?? {
+      cursor: input.cursor ?? { page: 0, done: [] },
+      accepted: 0,
+      outcomes: [],
+      failures: [],
+      transient: [],
+      tooLarge: [],
+      calls: [],
+      callCount: 0,
+      headAttempts: input.headAttempts ?? 0,
+      lane: input.lane,
+      ...(input.slice !== undefined ? { slice: input.slice } : {}),
+    };
+    let outcomeBytes = bytesOf(p.outcomes) + bytesOf(p.failures) + bytesOf(p.transient);
+    const started = Date.now();
+    let calls = 0;
+    let batchNumber = p.callCount;
+    /** The page in hand's settled sequence numbers; the cursor's ranges are derived when shown. */
+    let done = new Set<number>();
+    const snapshot = (): LaneProgress => ({
+      ...p,
+      cursor: { page: p.cursor.page, done: toRanges([...done].sort((a, b) => a - b)) },
+      outcomes: p.outcomes.slice(),
+      failures: p.failures.slice(),
+      transient: p.transient.slice(),
+      tooLarge: p.tooLarge.slice(),
+      calls: p.calls.slice(),
+    });
+    const beat = () => ctx.heartbeat(snapshot());
+    const result = (extra: Partial<LaneResult> = {}): LaneResult => ({
+      ...snapshot(),
+      done: false,
+      ...(budgeted ? { oneCallPerRun: true } : {}),
+      ...extra,
+    });
+    beat();
+    const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
+    try {
+      while (p.cursor.page < input.pages.length) {
+        const page = input.pages[p.cursor.page] as SliceRef;
+        p.runFrom = input.pages[0]?.firstSeq ?? page.firstSeq;
+        p.pageFrom = page.firstSeq;
+        done = new Set<number>();
+        for (const [from, to] of p.cursor.done) for (let s = from; s < to; s += 1) done.add(s);
+        const settle = (seqs: number[]) => {
+          for (const s of seqs) done.add(s);
+        };
+        const outcome = (o: LaneProgress['outcomes'][number]) => {
+          p.outcomes.push(o);
+          outcomeBytes += bytesOf(o);
+        };
+
+        // Read and plan the whole page (duplicates are found across it), then skip what is settled.
+        const items = await kit.readPage(input.ref, page);
+        const lines = new Map(items.map((i) => [i.seq, i.line]));
+        const targets = new Map(items.map((i) => [i.seq, i.target]));
+        const parsed = new Map<number, unknown>();
+        const plan = planTargets(
+          adapter,
+          await kit.limits(adapter, config),
+          items
+            .filter((i) => i.error === undefined)
+            .map((i) => ({
+              seq: i.seq,
+              target: i.target,
+              label: i.line !== undefined ? `line ${i.line}` : targetId(i.seq),
+            })),
+          input.batchSize,
+          parsed,
+        );
+        const rejections = [
+          ...items
+            .filter((i) => i.error !== undefined)
+            .map((i) => ({
+              seq: i.seq,
+              code: 'invalid_json',
+              // The reason only: a parser's message would quote the line, and a line may hold anything.
+              message: `line ${i.line} is not JSON; write one JSON target a line`,
+            })),
+          ...plan.rejections,
+        ].filter((r) => !done.has(r.seq));
+        for (const r of rejections.sort((a, b) => a.seq - b.seq)) {
+          // A page of rejections may be larger than a run's result may be: the rest comes next run.
+          if (outcomeBytes >= LANE_OUTCOME_BYTES) return result();
+          const line = lines.get(r.seq);
+          const echo = kit.echo(adapter, targets.get(r.seq));
+          outcome({
+            seq: r.seq,
+            state: 'rejected',
+            code: r.code,
+            message: kit.clip(r.message),
+            origin: 'validation',
+            ...(line !== undefined ? { line } : {}),
+            ...(echo !== undefined ? { target: echo } : {}),
+          });
+          settle([r.seq]);
+        }
+
+        for (const batch of plan.batches.map((b) => b.filter((s) => !done.has(s))).filter((b) => b.length > 0)) {
+          const full = outcomeBytes >= LANE_OUTCOME_BYTES || Date.now() - started >= LANE_RUN_MS;
+          if (full || (budgeted && calls >= 1)) return result();
+          batchNumber += 1;
+          p.batch = batchNumber;
+          p.targets = batch.length;
+          beat();
+          const sendTargets = batch.map((s) => parsed.get(s));
+          let answer: BatchAnswer;
+          try {
+            answer = await kit.send(adapter, config, sendTargets, batchNumber, beat, {
+              maxCalls: budgeted ? 1 : Infinity,
+              onCall: () => {
+                calls += 1;
+              },
+            });
+          } catch (err) {
+            const failure = err instanceof ApplicationFailure ? err : undefined;
+            const type = failure?.type ?? (err as Error).name ?? 'Error';
+            const message = kit.clip((err as Error).message ?? String(err));
+            const details = failure?.details?.[0] as ProviderFailureDetails | undefined;
+            if (ABORTING.has(type)) {
+              p.failures.push({ seqs: toRanges(batch), code: type, message });
+              settle(batch);
+              return result({ abort: { type, message } });
+            }
+            if (type === FailureType.ProviderBatchTooLarge && batch.length > 1) {
+              // No governor to learn from: the workflow splits the batch.
+              p.tooLarge.push(batch);
+              settle(batch);
+              continue;
+            }
+            if (type === FailureType.ProviderCallerError || type === FailureType.ProviderBatchTooLarge) {
+              const code = details?.code ?? (details?.httpStatus !== undefined ? `http_${details.httpStatus}` : type);
+              for (const seq of batch) outcome({ seq, state: 'rejected', code, message, origin: 'provider' });
+              settle(batch);
+              continue;
+            }
+            // Transient (5xx, 429, network, timeout): this batch again later, until its attempts run out.
+            const attempts = (p.headAttempts ?? 0) + 1;
+            if (attempts >= input.callAttempts) {
+              p.failures.push({
+                seqs: toRanges(batch),
+                code: type,
+                message: `${message} (after ${attempts} attempts)`,
+              });
+              outcomeBytes += message.length + 64;
+              p.headAttempts = 0;
+              settle(batch);
+              continue;
+            }
+            const asked = failure?.nextRetryDelay;
+            const delayMs =
+              asked !== undefined && asked !== null
+                ? msToNumber(asked)
+                : Math.min(input.callMaximumMs, input.callInitialMs * 2 ** (attempts - 1));
+            p.headAttempts = attempts;
+            return result({ retry: { delayMs, headAttempts: attempts, reason: message } });
+          }
+          p.headAttempts = 0;
+          const sentLines = batch.map((s) => lines.get(s));
+          kit.mark(adapter, sendTargets, answer, sentLines);
+          answerWithinBudget(answer, BATCH_OUTCOME_BYTES);
+          const answered = batch.slice(0, answer.outcomes.length);
+          answer.outcomes.forEach((o, i) => {
+            const seq = batch[i] as number;
+            if (o.state === 'accepted') {
+              p.accepted += 1;
+              if (o.warning !== undefined) outcome({ seq, state: 'warning', message: kit.clip(o.warning) });
+            } else if (o.transient) {
+              p.transient.push({ seq, code: o.code, message: o.message });
+              outcomeBytes += o.message.length + 40;
+            } else {
+              outcome({
+                seq,
+                state: 'rejected',
+                code: o.code,
+                message: o.message,
+                origin: 'provider',
+                ...(o.identity !== undefined ? { identity: o.identity } : {}),
+                ...(o.target !== undefined ? { target: o.target } : {}),
+                ...(o.line !== undefined ? { line: o.line } : {}),
+              });
+            }
+          });
+          p.callCount += 1;
+          if (p.calls.length < LANE_CALLS_KEPT) {
+            p.calls.push({
+              ...(input.slice !== undefined ? { slice: input.slice } : {}),
+              batch: batchNumber,
+              httpStatus: answer.httpStatus,
+              targets: answered.length,
+              ...(answer.requestId !== undefined ? { requestId: answer.requestId } : {}),
+              ...(answer.providerWorkflowId !== undefined ? { providerWorkflowId: answer.providerWorkflowId } : {}),
+            });
+          }
+          settle(answered);
+          beat();
+        }
+        // A budgeted call that carried part of a batch: the rest goes in the next run.
+        if (plan.batches.some((b) => b.some((s) => !done.has(s)))) return result();
+        p.cursor = { page: p.cursor.page + 1, done: [] };
+        done = new Set<number>();
+        beat();
+      }
+      delete p.batch;
+      delete p.targets;
+      return result({ done: true });
+    } finally {
+      clearInterval(timer);
+    }
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * Lanes: how a sync by reference sends. A lane is one activity that reads its pages of the source
+ * (each page's byte span only), plans them, and sends their batches back to back, so the provider
+ * sees the sync's `concurrency` calls in flight all the time. It heartbeats its cursor and compact
+ * outcomes after every answered batch; a retried lane resumes there, so no batch whose answer was
+ * heartbeated goes again. Results and heartbeats carry counts and non-accepted outcomes only.
+ * Shared by the workflow (which runs lanes) and the activity (which is one).
+ */
+import type { ProviderCall, SliceRef, TargetsRef } from './sync.ts';
+
+/** Where a lane is: the page in hand (index into its pages) and the sequence numbers of it already settled. */
+export interface LaneCursor {
+  page: number;
+  /** [from, to) ranges of the page's sequence numbers settled (answered, or rejected when planned). */
+  done: [number, number][];
+}
+
+/** A target that did not end plainly accepted: rejected, failed, or accepted with a warning. */
+export type LaneOutcome =
+  | {
+      seq: number;
+      state: 'rejected';
+      code: string;
+      message: string;
+      origin: 'validation' | 'provider';
+      identity?: string;
+      target?: unknown;
+      line?: number;
+    }
+  | { seq: number; state: 'warning'; message: string };
+
+/** A run of targets that failed the same way (a batch whose calls all failed): one entry, not one per target. */
+export interface LaneFailure {
+  seqs: [number, number][];
+  code: string;
+  message: string;
+}
+
+export interface LaneInput {
+  provider: string;
+  ref: TargetsRef;
+  /** The lane's pages, in order; it starts at `cursor` (page 0, nothing done, when absent). */
+  pages: SliceRef[];
+  cursor?: LaneCursor;
+  batchSize?: number;
+  /** The slice the lane works for (fan-out): named in heartbeat details and calls. */
+  slice?: number;
+  lane: number;
+  /** Failed calls of the batch at the cursor so far; at `callAttempts` the batch is failed and the lane goes on. */
+  headAttempts?: number;
+  callAttempts: number;
+  /** Backoff for a failed call when the provider named no wait: first, longest (milliseconds). */
+  callInitialMs: number;
+  callMaximumMs: number;
+}
+
+/** What a lane run did; also its heartbeat details, so a retried run resumes from them. */
+export interface LaneProgress {
+  cursor: LaneCursor;
+  /** The first sequence number of the run's pages, and of the page in hand: every target from `runFrom` up to `pageFrom` is settled. */
+  runFrom?: number;
+  pageFrom?: number;
+  accepted: number;
+  outcomes: LaneOutcome[];
+  failures: LaneFailure[];
+  /** Targets the provider rejected for a transient reason: the workflow re-sends them (bounded). */
+  transient: { seq: number; code: string; message: string }[];
+  /** Batches the provider found too large with no governor to learn from: the workflow splits them. */
+  tooLarge: number[][];
+  /** The first calls the run made, of `callCount`. */
+  calls: ProviderCall[];
+  callCount: number;
+  /** Failed calls of the batch at the cursor (carried when a retried run resumes). */
+  headAttempts?: number;
+  /** The batch in hand (named in heartbeat details while pending): its number in the lane and size. */
+  batch?: number;
+  targets?: number;
+  slice?: number;
+  lane?: number;
+}
+
+export interface LaneResult extends LaneProgress {
+  /** Every page of the lane is settled. */
+  done: boolean;
+  /** The batch at the cursor failed; run again after `delayMs` with `headAttempts`. */
+  retry?: { delayMs: number; headAttempts: number; reason: string };
+  /** A failure that ends the sync (bad credentials, provider not configured): nothing more is sent. */
+  abort?: { type: string; message: string };
+  /** The provider has a declared budget: each run makes one call, so the next run needs one page only. */
+  oneCallPerRun?: boolean;
+}
+
+/** Pages a lane run is given at most (its input stays a few dozen KB). */
+export const LANE_PAGES_PER_RUN = 256;
+
+/** Bytes of outcomes a lane run gathers before it returns (its result and heartbeats stay small). */
+export const LANE_OUTCOME_BYTES = 16 * 1024;
+/** A lane run returns after about this long, so the sync's counts move while it sends. */
+export const LANE_RUN_MS = 4_000;
+/** Calls a lane run keeps in its result; the rest are counted. */
+export const LANE_CALLS_KEPT = 20;

@@ -1,0 +1,271 @@
+/**
+ * Sending a slice by reference in lanes (contracts/lane.ts): `lanes` loops, each running lane
+ * activities over its share of the pages one after the other, so each keeps one provider call in
+ * flight all the time. Lane results (counts and non-accepted outcomes) go into the ledger; targets
+ * rejected for a transient reason and batches too large with no governor go to the sender, which
+ * re-sends or splits them. A slice that must end early (its history or entries reached their
+ * budget) stops its lanes at their cursors and hands the rest to the next part.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  proxyActivities,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { msToNumber } from '@temporalio/common/lib/time';
+import type { SyncActivities } from '../activities/index.ts';
+import {
+  FailureType,
+  LANE_PAGES_PER_RUN,
+  formatCount,
+  jsonBytes,
+  providerTaskQueue,
+  targetId,
+  toRanges,
+  type LaneCursor,
+  type LaneResult,
+  type ResolvedOptions,
+  type SliceRef,
+  type TargetsRef,
+} from '../contracts/index.ts';
+import { addCalls, receive, settle, type Ledger } from './ledger.ts';
+import { createSender, providerCallPriority } from './sender.ts';
+
+/** A lane's share of a slice's pages, [from, to) by index, and where in it the lane stands. */
+export interface LaneShare {
+  from: number;
+  to: number;
+  cursor?: LaneCursor;
+}
+
+export interface LanesSpec {
+  provider: string;
+  ref: TargetsRef;
+  pages: SliceRef[];
+  options: ResolvedOptions;
+  ledger: Ledger;
+  /** Where each lane starts: a slice's first part splits its pages evenly; a later part resumes. */
+  shares: LaneShare[];
+  slice?: number;
+  label?: string;
+  /** True once the slice must end early (given the outcome bytes so far): lanes stop at their cursors. */
+  stop(outcomeBytes: number): boolean;
+}
+
+export interface LanesOutcome {
+  abortReason?: string;
+  /** The lanes' unfinished shares when the slice stopped early. */
+  rest?: LaneShare[];
+  /** Bytes of outcomes the lanes brought into the ledger. */
+  outcomeBytes: number;
+}
+
+/** `count` near-equal consecutive shares of `pages`. */
+export function splitShares(pages: number, count: number): LaneShare[] {
+  const n = Math.max(1, Math.min(count, pages));
+  return Array.from({ length: n }, (_, i) => ({
+    from: Math.floor((i * pages) / n),
+    to: Math.floor(((i + 1) * pages) / n),
+  })).filter((s) => s.to > s.from);
+}
+
+/** Targets a share has not settled yet. */
+export function unsettled(pages: SliceRef[], share: LaneShare): number {
+  let n = 0;
+  const first = share.from + (share.cursor?.page ?? 0);
+  for (let i = first; i < share.to; i += 1) n += pages[i]?.count ?? 0;
+  for (const [a, b] of share.cursor?.done ?? []) n -= b - a;
+  return n;
+}
+
+export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
+  const { ledger, options: opts, provider, pages } = spec;
+  const { sendLane } = proxyActivities<SyncActivities>({
+    taskQueue: providerTaskQueue(workflowInfo().taskQueue, provider),
+    // A run lasts a few seconds plus its call; waits for an account's pause heartbeat too.
+    startToCloseTimeout: '10 minutes',
+    // A worker that dies mid-lane is noticed here; the retry resumes from the last heartbeat.
+    heartbeatTimeout: '10 seconds',
+    priority: providerCallPriority(opts),
+    retry: {
+      initialInterval: '1 second',
+      maximumAttempts: opts.callAttempts,
+      nonRetryableErrorTypes: [FailureType.InvalidSyncRequest, FailureType.ProviderNotConfigured],
+    },
+  });
+  let batchNumber = 0;
+  let abortReason: string | undefined;
+  let outcomeBytes = 0;
+  let waiting = 0;
+  const rest: LaneShare[] = [];
+  const pageOf = (seq: number) => pages.find((p) => seq >= p.firstSeq && seq < p.firstSeq + p.count);
+  // Transient rejections and too-large batches: re-sent or split a batch at a time, as for inline syncs.
+  const resender = createSender({
+    provider,
+    options: opts,
+    ledger,
+    ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
+    nextBatchNumber: () => (batchNumber += 1),
+    summary: (n, size) =>
+      `${provider} re-send ${n}${spec.label !== undefined ? ` of ${spec.label}` : ''}, ${size} targets`,
+    batchRef: (batch) => {
+      const page = pageOf(batch[0] ?? 0) ?? pages[0];
+      return page
+        ? { kind: 'ref', ref: spec.ref, slice: page, seqs: toRanges(batch) }
+        : { kind: 'inline', targets: [] };
+    },
+  });
+  /** Re-sent or split batches stay within one page (a batch by reference names one page). */
+  const perPage = (seqs: number[]): number[][] => {
+    const groups = new Map<number, number[]>();
+    for (const seq of seqs) {
+      const key = pageOf(seq)?.index ?? -1;
+      const group = groups.get(key);
+      if (group) group.push(seq);
+      else groups.set(key, [seq]);
+    }
+    return [...groups.values()];
+  };
+
+  const apply = (r: LaneResult) => {
+    ledger.accepted += r.accepted;
+    for (const o of r.outcomes) {
+      if (o.state === 'warning') {
+        ledger.warnings.push({ id: targetId(o.seq), message: o.message });
+        continue;
+      }
+      receive(ledger, o.seq, 1);
+      settle(ledger, o.seq, 'rejected', {
+        code: o.code,
+        message: o.message,
+        origin: o.origin,
+        ...(o.identity !== undefined ? { identity: o.identity } : {}),
+        ...(o.target !== undefined ? { target: o.target } : {}),
+        ...(o.line !== undefined ? { line: o.line } : {}),
+      });
+    }
+    for (const f of r.failures) {
+      for (const [from, to] of f.seqs) {
+        for (let seq = from; seq < to; seq += 1) {
+          receive(ledger, seq, 1);
+          settle(ledger, seq, 'failed', { code: f.code, message: f.message });
+        }
+      }
+    }
+    outcomeBytes += jsonBytes(r.outcomes) + jsonBytes(r.failures) + jsonBytes(r.transient);
+    const calls = r.calls.map((c) => ({ ...c, batch: (batchNumber += 1) }));
+    batchNumber += Math.max(0, r.callCount - r.calls.length);
+    addCalls(ledger, calls, r.callCount);
+    if (r.tooLarge.length > 0) {
+      for (const seq of r.tooLarge.flat()) receive(ledger, seq, 1);
+      resender.enqueue(r.tooLarge.flatMap((batch) => perPage(batch)));
+    }
+    if (r.transient.length > 0) {
+      const seqs = r.transient.map((t) => t.seq);
+      for (const seq of seqs) {
+        receive(ledger, seq, 1);
+        const e = ledger.entries[seq];
+        if (e) e.resends = 1;
+      }
+      if (opts.transientResends === 0) {
+        for (const t of r.transient) settle(ledger, t.seq, 'failed', { code: t.code, message: t.message });
+      } else {
+        // The first re-send waits one initial interval, as for batches sent one by one.
+        waiting += 1;
+        void sleep(msToNumber(opts.callInitialInterval)).then(() => {
+          waiting -= 1;
+          resender.enqueue(perPage(seqs));
+        });
+      }
+    }
+  };
+
+  /** Targets a share never sent because the sync ended: failed, so the counts add up. */
+  const notSent = (share: LaneShare, reason: string) => {
+    const first = share.from + (share.cursor?.page ?? 0);
+    const done = share.cursor?.done ?? [];
+    for (let i = first; i < share.to; i += 1) {
+      const page = pages[i];
+      if (!page) continue;
+      for (let seq = page.firstSeq; seq < page.firstSeq + page.count; seq += 1) {
+        if (i === first && done.some(([a, b]) => seq >= a && seq < b)) continue;
+        receive(ledger, seq, 1);
+        settle(ledger, seq, 'failed', { code: FailureType.SyncAborted, message: `not sent: ${reason}` });
+      }
+    }
+  };
+
+  const runLane = async (lane: number, start: LaneShare) => {
+    const share: LaneShare = { ...start };
+    let headAttempts = 0;
+    let pagesPerRun = LANE_PAGES_PER_RUN;
+    for (;;) {
+      const reason = abortReason ?? resender.abortReason();
+      if (reason !== undefined) {
+        notSent(share, reason);
+        return;
+      }
+      if (spec.stop(outcomeBytes)) {
+        rest.push(share);
+        return;
+      }
+      const base = share.from + (share.cursor?.page ?? 0);
+      const runPages = pages.slice(base, Math.min(share.to, base + pagesPerRun));
+      const firstSeq = runPages[0]?.firstSeq ?? 0;
+      let r: LaneResult;
+      try {
+        r = await sendLane.executeWithOptions(
+          {
+            summary:
+              `${provider} lane ${lane + 1}${spec.label !== undefined ? ` of ${spec.label}` : ''}: ` +
+              `from target ${formatCount(firstSeq + 1)}, ${formatCount(unsettled(pages, share))} to go`,
+          },
+          [
+            {
+              provider,
+              ref: spec.ref,
+              pages: runPages,
+              ...(share.cursor && share.cursor.done.length > 0 ? { cursor: { page: 0, done: share.cursor.done } } : {}),
+              ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+              ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
+              lane,
+              headAttempts,
+              callAttempts: opts.callAttempts,
+              callInitialMs: msToNumber(opts.callInitialInterval),
+              callMaximumMs: msToNumber(opts.callMaximumInterval),
+            },
+          ],
+        );
+      } catch (err) {
+        const cause = err instanceof ActivityFailure ? err.cause : err;
+        const message = cause instanceof Error ? cause.message : String(err);
+        const type = cause instanceof ApplicationFailure && cause.type ? cause.type : FailureType.SyncAborted;
+        abortReason ??= message;
+        notSent(share, `${type === FailureType.SyncAborted ? '' : `${type}: `}${message}`);
+        return;
+      }
+      apply(r);
+      const page = base + r.cursor.page;
+      share.cursor = { page: page - share.from, done: r.cursor.done };
+      if (r.abort) {
+        abortReason ??= r.abort.message;
+        notSent(share, r.abort.message);
+        return;
+      }
+      if (r.oneCallPerRun) pagesPerRun = 1;
+      if (page >= share.to) return;
+      headAttempts = r.retry?.headAttempts ?? 0;
+      if (r.retry) await sleep(r.retry.delayMs);
+    }
+  };
+
+  await Promise.all(spec.shares.map((share, lane) => runLane(lane, share)));
+  await condition(() => waiting === 0 && resender.idle());
+  const outcome: LanesOutcome = { outcomeBytes };
+  const abort = abortReason ?? resender.abortReason();
+  if (abort !== undefined) outcome.abortReason = abort;
+  if (rest.length > 0 && abort === undefined) outcome.rest = rest;
+  return outcome;
+}
