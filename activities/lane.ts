@@ -85,11 +85,12 @@ export function createLaneActivity(kit: LaneKit) {
     const started = Date.now();
     let calls = 0;
     let batchNumber = p.callCount;
-    /** The page in hand's settled sequence numbers; the cursor's ranges are derived when shown. */
+    /** The page in hand's settled sequence numbers, and the same as sorted ranges (what heartbeats show). */
     let done = new Set<number>();
+    let doneRanges: [number, number][] = [];
     const snapshot = (): LaneProgress => ({
       ...p,
-      cursor: { page: p.cursor.page, done: toRanges([...done].sort((a, b) => a - b)) },
+      cursor: { page: p.cursor.page, done: doneRanges.slice() },
       outcomes: p.outcomes.slice(),
       failures: p.failures.slice(),
       transient: p.transient.slice(),
@@ -111,9 +112,12 @@ export function createLaneActivity(kit: LaneKit) {
         p.runFrom = input.pages[0]?.firstSeq ?? page.firstSeq;
         p.pageFrom = page.firstSeq;
         done = new Set<number>();
+        doneRanges = p.cursor.done.map(([from, to]) => [from, to]);
         for (const [from, to] of p.cursor.done) for (let s = from; s < to; s += 1) done.add(s);
         const settle = (seqs: number[]) => {
-          for (const s of seqs) done.add(s);
+          const fresh = seqs.filter((s) => !done.has(s));
+          for (const s of fresh) done.add(s);
+          if (fresh.length > 0) doneRanges = mergeRanges(doneRanges, toRanges(fresh.sort((a, b) => a - b)));
         };
         const outcome = (o: LaneProgress['outcomes'][number]) => {
           p.outcomes.push(o);
@@ -228,7 +232,10 @@ export function createLaneActivity(kit: LaneKit) {
           p.headAttempts = 0;
           const sentLines = batch.map((s) => lines.get(s));
           kit.mark(adapter, sendTargets, answer, sentLines);
-          answerWithinBudget(answer, BATCH_OUTCOME_BYTES);
+          // Plain acceptances weigh nothing: only answers with rejections or warnings are measured.
+          if (answer.outcomes.some((o) => o.state !== 'accepted' || o.warning !== undefined)) {
+            answerWithinBudget(answer, BATCH_OUTCOME_BYTES);
+          }
           const answered = batch.slice(0, answer.outcomes.length);
           answer.outcomes.forEach((o, i) => {
             const seq = batch[i] as number;
@@ -269,6 +276,7 @@ export function createLaneActivity(kit: LaneKit) {
         if (plan.batches.some((b) => b.some((s) => !done.has(s)))) return result();
         p.cursor = { page: p.cursor.page + 1, done: [] };
         done = new Set<number>();
+        doneRanges = [];
         beat();
       }
       delete p.batch;
@@ -278,4 +286,16 @@ export function createLaneActivity(kit: LaneKit) {
       clearInterval(timer);
     }
   };
+}
+
+/** Two sorted lists of [from, to) ranges as one, touching ranges joined. */
+function mergeRanges(a: [number, number][], b: [number, number][]): [number, number][] {
+  const all = [...a, ...b].sort((x, y) => x[0] - y[0]);
+  const out: [number, number][] = [];
+  for (const [from, to] of all) {
+    const last = out[out.length - 1];
+    if (last && from <= last[1]) last[1] = Math.max(last[1], to);
+    else out.push([from, to]);
+  }
+  return out;
 }

@@ -43,6 +43,23 @@ export function describeIssues(error: z.ZodError): string {
 
 const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value), 'utf8');
 
+const fieldName = (field: string, path: string): string => {
+  const parts = [field, path].filter(Boolean).join('.').split('.');
+  return parts.length > 6 ? `${parts.slice(0, 3).join('.')}...` : parts.join('.') || 'target';
+};
+
+/** True for an object whose keys and values are well-formed text or other plain values, one level deep. */
+function isFlatWellFormed(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const v = (value as Record<string, unknown>)[key];
+    if (typeof v === 'object' && v !== null) return false;
+    if (!isWellFormedText(key) || (typeof v === 'string' && !isWellFormedText(v))) return false;
+  }
+  return true;
+}
+
 /** Deeper than this, a target is refused before any schema or serializer recurses into it. */
 export const MAX_TARGET_DEPTH = 32;
 
@@ -52,11 +69,9 @@ export const MAX_TARGET_DEPTH = 32;
  * Iterative: no input can overflow it.
  */
 export function shapeProblem(value: unknown, field = ''): string | undefined {
+  if (isFlatWellFormed(value)) return undefined; // the common target: one level of plain values
   const stack: { v: unknown; path: string; depth: number }[] = [{ v: value, path: '', depth: 0 }];
-  const name = (path: string) => {
-    const parts = [field, path].filter(Boolean).join('.').split('.');
-    return parts.length > 6 ? `${parts.slice(0, 3).join('.')}...` : parts.join('.') || 'target';
-  };
+  const name = (path: string) => fieldName(field, path);
   while (stack.length > 0) {
     const { v, path, depth } = stack.pop() as { v: unknown; path: string; depth: number };
     if (typeof v === 'string') {

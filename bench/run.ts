@@ -389,6 +389,11 @@ async function sizeRunOnWorker(
   row.baseline = { ...base, targetsPerSecond: n / (base.wallMs / 1000) };
   if (base.accepted !== n) row.problems.push(`baseline accepted ${base.accepted} != ${n}`);
 
+  // A warm worker, as in production: the account's governor workflow exists, caches and connections are up.
+  const warmFile = path.join(env.dir, 'warm-up.ndjson');
+  writeTargetsFile(warmFile, CATALOG, 0, 10);
+  await syncToReport(env, taskQueue, { provider: 'octogen', targetsRef: { file: warmFile } }, 60_000);
+
   reset();
   const options: SyncOptions = { concurrency: K, resubmissionWindow: '0s' };
   const t0 = Date.now();
