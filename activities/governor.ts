@@ -159,10 +159,13 @@ export interface CallPlan {
 export async function planCall(
   gov: Governor,
   account: GovernorAccount,
-  sizes: number[],
+  remaining: number[] | { count: number; sizes: () => number[] },
   holder: string,
   waitMs: (ms: number) => Promise<void>,
 ): Promise<CallPlan> {
+  // Sizes are measured only when the account has a learned byte limit (JSON.stringify per target).
+  const count = Array.isArray(remaining) ? remaining.length : remaining.count;
+  const sizesOf = Array.isArray(remaining) ? () => remaining : remaining.sizes;
   let fresh = false;
   for (;;) {
     const adv = await gov.advice(account, fresh);
@@ -171,9 +174,10 @@ export async function planCall(
       await waitMs(Math.min(wait, 1_000));
       continue;
     }
-    let size = sizes.length;
+    let size = count;
     if (adv.tooLargeRecords !== undefined) size = Math.min(size, adv.tooLargeRecords - 1);
     if (adv.maxBytes !== undefined) {
+      const sizes = sizesOf();
       while (size > 1 && callBytes(sizes, size) > adv.maxBytes) size -= 1;
     }
     size = Math.max(1, size);

@@ -261,10 +261,12 @@ export function createActivities(deps: ActivityDeps) {
     } catch (err) {
       throw readFailure(source.ref, err);
     }
-    return lines.map((l) => {
-      const [parsed] = parseLines([l]);
-      return { seq: l.seq, line: l.line, target: parsed?.target, error: parsed?.error };
-    });
+    return parseLines(lines).map((parsed) => ({
+      seq: parsed.seq,
+      line: parsed.line,
+      target: parsed.target,
+      error: parsed.error,
+    }));
   }
 
   /**
@@ -346,7 +348,8 @@ export function createActivities(deps: ActivityDeps) {
     const holder = probeHolder(
       `${ctx.info.workflowExecution?.workflowId ?? 'activity'}/${ctx.info.activityId}/${ctx.info.attempt}`,
     );
-    const sizes = targets.map((t) => Buffer.byteLength(JSON.stringify(t), 'utf8'));
+    let measured: number[] | undefined;
+    const sizes = () => (measured ??= targets.map((t) => Buffer.byteLength(JSON.stringify(t), 'utf8')));
     const outcomes: BatchAnswer['outcomes'] = [];
     let last: BatchAnswer | undefined;
     let rateRetries = 0;
@@ -358,7 +361,8 @@ export function createActivities(deps: ActivityDeps) {
       if (made >= maxCalls) return { ...(last ?? { httpStatus: 0 }), outcomes, unsent: targets.length - done };
       let plan: CallPlan;
       try {
-        plan = await planCall(gov.governor, account, sizes.slice(done), holder, (ms) => ctx.sleep(ms));
+        const remaining = { count: targets.length - done, sizes: () => sizes().slice(done) };
+        plan = await planCall(gov.governor, account, remaining, holder, (ms) => ctx.sleep(ms));
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw err;
         ctx.log.warn('governor unavailable; calling without it', { error: (err as Error).message });
@@ -370,7 +374,7 @@ export function createActivities(deps: ActivityDeps) {
       const report = (r: GovernorReport) =>
         gov.governor.report(account, plan.holder !== undefined ? { ...r, holder: plan.holder } : r);
       const records = part.length;
-      const bytes = callBytes(sizes.slice(done), records);
+      const bytes = () => callBytes(sizes().slice(done), records);
       try {
         made += 1;
         cap.onCall?.();
@@ -379,14 +383,14 @@ export function createActivities(deps: ActivityDeps) {
         beat();
         const adv = await gov.governor.advice(account).catch(() => undefined);
         if (adv && (plan.holder !== undefined || records > adv.okRecords || (adv.rateStreak ?? 0) > 0)) {
-          await report({ kind: 'ok', records, bytes }).catch(() => undefined);
+          await report({ kind: 'ok', records, bytes: bytes() }).catch(() => undefined);
         }
         continue;
       } catch (err) {
         const failure = err instanceof ApplicationFailure ? err : undefined;
         const details = failure?.details?.[0] as ProviderFailureDetails | undefined;
         if (failure?.type === FailureType.ProviderBatchTooLarge) {
-          const told = await report({ kind: 'oversize', records, bytes }).then(
+          const told = await report({ kind: 'oversize', records, bytes: bytes() }).then(
             () => true,
             () => false,
           );

@@ -69,11 +69,21 @@ export async function startBenchWorker(opts: {
   readyTimeoutMs?: number;
 }): Promise<BenchWorker> {
   const root = projectRoot();
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'worker', 'run.ts')], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  // WORKER_NODE_ARGS: extra Node flags for the worker, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it.
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.WORKER_NODE_ARGS ? process.env.WORKER_NODE_ARGS.split(' ') : []),
+      '--import',
+      'tsx',
+      path.join(root, 'worker', 'run.ts'),
+    ],
+    {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   live.add(child);
   let output = '';
   const collect = (d: Buffer) => {

@@ -111,30 +111,38 @@ const ForbiddenAnswerSchema = z
 const identityOf = (t: { uuid?: string | undefined; url?: string | undefined }): string =>
   t.uuid !== undefined ? `uuid:${t.uuid}` : `url:${t.url ?? ''}`;
 
+/** The outcome of every plainly accepted target: one shared object, never changed (a batch has hundreds). */
+const ACCEPTED: TargetOutcome = Object.freeze({ state: 'accepted' });
+const NOT_IN_ANSWER = 'Octogen answered without naming this target; it is re-sent';
+
 /** Maps the answer's accepted and rejected lists back to the targets sent, by identity. */
 function mapOutcomes(sent: OctogenTarget[], answer: z.infer<typeof RefreshAnswerSchema>): TargetOutcome[] {
-  // Queues per identity, so a product sent twice in one batch is matched once per mention.
-  const verdicts = new Map<string, TargetOutcome[]>();
-  const push = (key: string, o: TargetOutcome) => {
-    const q = verdicts.get(key);
+  // Counts and queues per identity, so a product sent twice in one batch is matched once per mention.
+  const accepted = new Map<string, number>();
+  for (const a of answer.accepted) {
+    const key = identityOf(a);
+    accepted.set(key, (accepted.get(key) ?? 0) + 1);
+  }
+  const rejected = new Map<string, TargetOutcome[]>();
+  for (const r of answer.rejected) {
+    const key = identityOf(r.target);
+    const o: TargetOutcome = { state: 'rejected', code: r.code, message: r.message };
+    const q = rejected.get(key);
     if (q) q.push(o);
-    else verdicts.set(key, [o]);
-  };
-  for (const a of answer.accepted) push(identityOf(a), { state: 'accepted' });
-  for (const r of answer.rejected)
-    push(identityOf(r.target), {
-      state: 'rejected',
-      code: r.code,
-      message: r.message,
-    });
-  return sent.map(
-    (t) =>
-      verdicts.get(identityOf(t))?.shift() ?? {
-        state: 'rejected',
-        code: 'not_in_answer',
-        message: 'Octogen answered without naming this target; it is re-sent',
-      },
-  );
+    else rejected.set(key, [o]);
+  }
+  const out: TargetOutcome[] = new Array<TargetOutcome>(sent.length);
+  for (let i = 0; i < sent.length; i += 1) {
+    const key = identityOf(sent[i] as OctogenTarget);
+    const n = accepted.get(key);
+    if (n !== undefined && n > 0) {
+      accepted.set(key, n - 1);
+      out[i] = ACCEPTED;
+      continue;
+    }
+    out[i] = rejected.get(key)?.shift() ?? { state: 'rejected', code: 'not_in_answer', message: NOT_IN_ANSWER };
+  }
+  return out;
 }
 
 export const octogen: ProviderAdapter<OctogenTarget, OctogenConfig> = {
