@@ -35,6 +35,8 @@ const HEARTBEAT_EVERY_MS = 1_000;
  * past LANE_OUTCOME_BYTES, so a result stays under 256 KB.
  */
 const BATCH_OUTCOME_BYTES = 200 * 1024;
+/** Validation rejections a run gathers at most: with no answer after them, a result stays under 256 KB. */
+const VALIDATION_OUTCOME_BYTES = 200 * 1024;
 
 /** What a lane needs of the activities around it (activities/index.ts builds it). */
 export interface LaneKit {
@@ -156,7 +158,8 @@ export function createLaneActivity(kit: LaneKit) {
         ].filter((r) => !done.has(r.seq));
         for (const r of rejections.sort((a, b) => a.seq - b.seq)) {
           // A page of rejections may be larger than a run's result may be: the rest comes next run.
-          if (outcomeBytes >= LANE_OUTCOME_BYTES) return result();
+          // (No answer is added after these in this run: the batch check below returns first.)
+          if (outcomeBytes >= VALIDATION_OUTCOME_BYTES) return result();
           const line = lines.get(r.seq);
           const echo = kit.echo(adapter, targets.get(r.seq));
           outcome({
