@@ -25,6 +25,7 @@ import {
   targetId,
   toRanges,
   type LaneCursor,
+  type LaneInput,
   type LaneResult,
   type ResolvedOptions,
   type SliceRef,
@@ -80,6 +81,89 @@ export function unsettled(pages: SliceRef[], share: LaneShare): number {
   return n;
 }
 
+/** The page holding `seq`. */
+const pageOf = (pages: SliceRef[], seq: number) => pages.find((p) => seq >= p.firstSeq && seq < p.firstSeq + p.count);
+
+/** Re-sent or split batches stay within one page (a batch by reference names one page). */
+function perPage(pages: SliceRef[], seqs: number[]): number[][] {
+  const groups = new Map<number, number[]>();
+  for (const seq of seqs) {
+    const key = pageOf(pages, seq)?.index ?? -1;
+    const group = groups.get(key);
+    if (group) group.push(seq);
+    else groups.set(key, [seq]);
+  }
+  return [...groups.values()];
+}
+
+/** A lane result's acceptances, rejections, warnings and failures, into the ledger. */
+function recordOutcomes(ledger: Ledger, r: LaneResult): void {
+  ledger.accepted += r.accepted;
+  for (const o of r.outcomes) {
+    if (o.state === 'warning') {
+      ledger.warnings.push({ id: targetId(o.seq), message: o.message });
+      continue;
+    }
+    receive(ledger, o.seq, 1);
+    settle(ledger, o.seq, 'rejected', {
+      code: o.code,
+      message: o.message,
+      origin: o.origin,
+      ...(o.identity !== undefined ? { identity: o.identity } : {}),
+      ...(o.target !== undefined ? { target: o.target } : {}),
+      ...(o.line !== undefined ? { line: o.line } : {}),
+    });
+  }
+  for (const f of r.failures) {
+    for (const [from, to] of f.seqs) {
+      for (let seq = from; seq < to; seq += 1) {
+        receive(ledger, seq, 1);
+        settle(ledger, seq, 'failed', { code: f.code, message: f.message });
+      }
+    }
+  }
+}
+
+/** Targets a share never sent because the sync ended: failed, so the counts add up. */
+function failNotSent(ledger: Ledger, pages: SliceRef[], share: LaneShare, reason: string): void {
+  const first = share.from + (share.cursor?.page ?? 0);
+  const done = share.cursor?.done ?? [];
+  for (let i = first; i < share.to; i += 1) {
+    const page = pages[i];
+    if (!page) continue;
+    for (let seq = page.firstSeq; seq < page.firstSeq + page.count; seq += 1) {
+      if (i === first && done.some(([a, b]) => seq >= a && seq < b)) continue;
+      receive(ledger, seq, 1);
+      settle(ledger, seq, 'failed', { code: FailureType.SyncAborted, message: `not sent: ${reason}` });
+    }
+  }
+}
+
+/** The next run of a lane: its summary (what operators see) and its input. */
+function laneRun(spec: LanesSpec, lane: number, share: LaneShare, pagesPerRun: number, headAttempts: number) {
+  const { options: opts, pages } = spec;
+  const base = share.from + (share.cursor?.page ?? 0);
+  const runPages = pages.slice(base, Math.min(share.to, base + pagesPerRun));
+  const firstSeq = runPages[0]?.firstSeq ?? 0;
+  const summary =
+    `${spec.provider} lane ${lane + 1}${spec.label !== undefined ? ` of ${spec.label}` : ''}: ` +
+    `from target ${formatCount(firstSeq + 1)}, ${formatCount(unsettled(pages, share))} to go`;
+  const input: LaneInput = {
+    provider: spec.provider,
+    ref: spec.ref,
+    pages: runPages,
+    ...(share.cursor && share.cursor.done.length > 0 ? { cursor: { page: 0, done: share.cursor.done } } : {}),
+    ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+    ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
+    lane,
+    headAttempts,
+    callAttempts: opts.callAttempts,
+    callInitialMs: msToNumber(opts.callInitialInterval),
+    callMaximumMs: msToNumber(opts.callMaximumInterval),
+  };
+  return { base, summary, input };
+}
+
 export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
   const { ledger, options: opts, provider, pages } = spec;
   const { sendLane } = proxyActivities<SyncActivities>({
@@ -100,7 +184,6 @@ export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
   let outcomeBytes = 0;
   let waiting = 0;
   const rest: LaneShare[] = [];
-  const pageOf = (seq: number) => pages.find((p) => seq >= p.firstSeq && seq < p.firstSeq + p.count);
   // Transient rejections and too-large batches: re-sent or split a batch at a time, as for inline syncs.
   const resender = createSender({
     provider,
@@ -111,90 +194,40 @@ export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
     summary: (n, size) =>
       `${provider} re-send ${n}${spec.label !== undefined ? ` of ${spec.label}` : ''}, ${size} targets`,
     batchRef: (batch) => {
-      const page = pageOf(batch[0] ?? 0) ?? pages[0];
+      const page = pageOf(pages, batch[0] ?? 0) ?? pages[0];
       return page
         ? { kind: 'ref', ref: spec.ref, slice: page, seqs: toRanges(batch) }
         : { kind: 'inline', targets: [] };
     },
   });
-  /** Re-sent or split batches stay within one page (a batch by reference names one page). */
-  const perPage = (seqs: number[]): number[][] => {
-    const groups = new Map<number, number[]>();
-    for (const seq of seqs) {
-      const key = pageOf(seq)?.index ?? -1;
-      const group = groups.get(key);
-      if (group) group.push(seq);
-      else groups.set(key, [seq]);
-    }
-    return [...groups.values()];
-  };
 
   const apply = (r: LaneResult) => {
-    ledger.accepted += r.accepted;
-    for (const o of r.outcomes) {
-      if (o.state === 'warning') {
-        ledger.warnings.push({ id: targetId(o.seq), message: o.message });
-        continue;
-      }
-      receive(ledger, o.seq, 1);
-      settle(ledger, o.seq, 'rejected', {
-        code: o.code,
-        message: o.message,
-        origin: o.origin,
-        ...(o.identity !== undefined ? { identity: o.identity } : {}),
-        ...(o.target !== undefined ? { target: o.target } : {}),
-        ...(o.line !== undefined ? { line: o.line } : {}),
-      });
-    }
-    for (const f of r.failures) {
-      for (const [from, to] of f.seqs) {
-        for (let seq = from; seq < to; seq += 1) {
-          receive(ledger, seq, 1);
-          settle(ledger, seq, 'failed', { code: f.code, message: f.message });
-        }
-      }
-    }
+    recordOutcomes(ledger, r);
     outcomeBytes += jsonBytes(r.outcomes) + jsonBytes(r.failures) + jsonBytes(r.transient);
     const calls = r.calls.map((c) => ({ ...c, batch: (batchNumber += 1) }));
     batchNumber += Math.max(0, r.callCount - r.calls.length);
     addCalls(ledger, calls, r.callCount);
     if (r.tooLarge.length > 0) {
       for (const seq of r.tooLarge.flat()) receive(ledger, seq, 1);
-      resender.enqueue(r.tooLarge.flatMap((batch) => perPage(batch)));
+      resender.enqueue(r.tooLarge.flatMap((batch) => perPage(pages, batch)));
     }
-    if (r.transient.length > 0) {
-      const seqs = r.transient.map((t) => t.seq);
-      for (const seq of seqs) {
-        receive(ledger, seq, 1);
-        const e = ledger.entries[seq];
-        if (e) e.resends = 1;
-      }
-      if (opts.transientResends === 0) {
-        for (const t of r.transient) settle(ledger, t.seq, 'failed', { code: t.code, message: t.message });
-      } else {
-        // The first re-send waits one initial interval, as for batches sent one by one.
-        waiting += 1;
-        void sleep(msToNumber(opts.callInitialInterval)).then(() => {
-          waiting -= 1;
-          resender.enqueue(perPage(seqs));
-        });
-      }
+    if (r.transient.length === 0) return;
+    const seqs = r.transient.map((t) => t.seq);
+    for (const seq of seqs) {
+      receive(ledger, seq, 1);
+      const e = ledger.entries[seq];
+      if (e) e.resends = 1;
     }
-  };
-
-  /** Targets a share never sent because the sync ended: failed, so the counts add up. */
-  const notSent = (share: LaneShare, reason: string) => {
-    const first = share.from + (share.cursor?.page ?? 0);
-    const done = share.cursor?.done ?? [];
-    for (let i = first; i < share.to; i += 1) {
-      const page = pages[i];
-      if (!page) continue;
-      for (let seq = page.firstSeq; seq < page.firstSeq + page.count; seq += 1) {
-        if (i === first && done.some(([a, b]) => seq >= a && seq < b)) continue;
-        receive(ledger, seq, 1);
-        settle(ledger, seq, 'failed', { code: FailureType.SyncAborted, message: `not sent: ${reason}` });
-      }
+    if (opts.transientResends === 0) {
+      for (const t of r.transient) settle(ledger, t.seq, 'failed', { code: t.code, message: t.message });
+      return;
     }
+    // The first re-send waits one initial interval, as for batches sent one by one.
+    waiting += 1;
+    void sleep(msToNumber(opts.callInitialInterval)).then(() => {
+      waiting -= 1;
+      resender.enqueue(perPage(pages, seqs));
+    });
   };
 
   const runLane = async (lane: number, start: LaneShare) => {
@@ -203,56 +236,28 @@ export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
     let pagesPerRun = LANE_PAGES_PER_RUN;
     for (;;) {
       const reason = abortReason ?? resender.abortReason();
-      if (reason !== undefined) {
-        notSent(share, reason);
-        return;
-      }
+      if (reason !== undefined) return failNotSent(ledger, pages, share, reason);
       if (spec.stop(outcomeBytes)) {
         rest.push(share);
         return;
       }
-      const base = share.from + (share.cursor?.page ?? 0);
-      const runPages = pages.slice(base, Math.min(share.to, base + pagesPerRun));
-      const firstSeq = runPages[0]?.firstSeq ?? 0;
+      const { base, summary, input } = laneRun(spec, lane, share, pagesPerRun, headAttempts);
       let r: LaneResult;
       try {
-        r = await sendLane.executeWithOptions(
-          {
-            summary:
-              `${provider} lane ${lane + 1}${spec.label !== undefined ? ` of ${spec.label}` : ''}: ` +
-              `from target ${formatCount(firstSeq + 1)}, ${formatCount(unsettled(pages, share))} to go`,
-          },
-          [
-            {
-              provider,
-              ref: spec.ref,
-              pages: runPages,
-              ...(share.cursor && share.cursor.done.length > 0 ? { cursor: { page: 0, done: share.cursor.done } } : {}),
-              ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
-              ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
-              lane,
-              headAttempts,
-              callAttempts: opts.callAttempts,
-              callInitialMs: msToNumber(opts.callInitialInterval),
-              callMaximumMs: msToNumber(opts.callMaximumInterval),
-            },
-          ],
-        );
+        r = await sendLane.executeWithOptions({ summary }, [input]);
       } catch (err) {
         const cause = err instanceof ActivityFailure ? err.cause : err;
         const message = cause instanceof Error ? cause.message : String(err);
         const type = cause instanceof ApplicationFailure && cause.type ? cause.type : FailureType.SyncAborted;
         abortReason ??= message;
-        notSent(share, `${type === FailureType.SyncAborted ? '' : `${type}: `}${message}`);
-        return;
+        return failNotSent(ledger, pages, share, `${type === FailureType.SyncAborted ? '' : `${type}: `}${message}`);
       }
       apply(r);
       const page = base + r.cursor.page;
       share.cursor = { page: page - share.from, done: r.cursor.done };
       if (r.abort) {
         abortReason ??= r.abort.message;
-        notSent(share, r.abort.message);
-        return;
+        return failNotSent(ledger, pages, share, r.abort.message);
       }
       if (r.oneCallPerRun) pagesPerRun = 1;
       if (page >= share.to) return;
