@@ -19,10 +19,12 @@ async function* bytesOf(
 ): AsyncGenerator<Buffer> {
   if ('file' in ref) {
     if (range.end !== undefined && range.end <= range.start) return;
+    // A page is read in one chunk of its own size: a 1 MB buffer for a 50 KB page is mostly garbage.
+    const chunk = range.end !== undefined ? Math.min(1 << 20, Math.max(1 << 12, range.end - range.start)) : 1 << 20;
     yield* createReadStream(ref.file, {
       start: range.start,
       ...(range.end !== undefined ? { end: range.end - 1 } : {}),
-      highWaterMark: 1 << 20,
+      highWaterMark: chunk,
     }) as AsyncIterable<Buffer>;
     return;
   }
