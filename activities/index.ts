@@ -261,12 +261,7 @@ export function createActivities(deps: ActivityDeps) {
     } catch (err) {
       throw readFailure(source.ref, err);
     }
-    return parseLines(lines).map((parsed) => ({
-      seq: parsed.seq,
-      line: parsed.line,
-      target: parsed.target,
-      error: parsed.error,
-    }));
+    return parseLines(lines);
   }
 
   /**

@@ -9,7 +9,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
-import { FailureType, type ProviderFailureDetails } from '../contracts/errors.ts';
+import { batchRejectionCode, providerFailureOutcome, type ProviderFailureDetails } from '../contracts/errors.ts';
 import {
   LANE_CALLS_KEPT,
   LANE_OUTCOME_BYTES,
@@ -27,8 +27,6 @@ import { answerWithinBudget } from './answer-budget.ts';
 import type { CallCap } from './index.ts';
 import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
 
-/** Failure types that end the whole sync: every further call would fail the same way. */
-const ABORTING = new Set<string>([FailureType.ProviderAuthError, FailureType.ProviderNotConfigured]);
 const HEARTBEAT_EVERY_MS = 1_000;
 /**
  * One batch's outcomes take at most this much of a run's result; a run takes no further batch
@@ -42,10 +40,11 @@ const VALIDATION_OUTCOME_BYTES = 200 * 1024;
 export interface LaneKit {
   adapter(provider: string): AnyProviderAdapter;
   config(adapter: AnyProviderAdapter): unknown;
+  /** The page's lines parsed, one per target in sequence order (a line that is not JSON has `error`). */
   readPage(
     ref: TargetsRef,
     page: SliceRef,
-  ): Promise<{ seq: number; line: number | undefined; target: unknown; error: string | undefined }[]>;
+  ): Promise<{ seq: number; line?: number | undefined; target?: unknown; error?: string | undefined }[]>;
   limits(adapter: AnyProviderAdapter, config: unknown): Promise<BatchLimits>;
   send(
     adapter: AnyProviderAdapter,
@@ -129,8 +128,8 @@ export function createLaneActivity(kit: LaneKit) {
 
         // Read and plan the whole page (duplicates are found across it), then skip what is settled.
         const items = await kit.readPage(input.ref, page);
-        const lines = new Map(items.map((i) => [i.seq, i.line]));
-        const targets = new Map(items.map((i) => [i.seq, i.target]));
+        // A page's items are its consecutive sequence numbers, in order (readSlice checks the count).
+        const itemOf = (seq: number) => items[seq - page.firstSeq];
         const parsed = new Map<number, unknown>();
         const plan = planTargets(
           adapter,
@@ -160,8 +159,8 @@ export function createLaneActivity(kit: LaneKit) {
           // A page of rejections may be larger than a run's result may be: the rest comes next run.
           // (No answer is added after these in this run: the batch check below returns first.)
           if (outcomeBytes >= VALIDATION_OUTCOME_BYTES) return result();
-          const line = lines.get(r.seq);
-          const echo = kit.echo(adapter, targets.get(r.seq));
+          const line = itemOf(r.seq)?.line;
+          const echo = kit.echo(adapter, itemOf(r.seq)?.target);
           outcome({
             seq: r.seq,
             state: 'rejected',
@@ -195,19 +194,21 @@ export function createLaneActivity(kit: LaneKit) {
             const type = failure?.type ?? (err as Error).name ?? 'Error';
             const message = kit.clip((err as Error).message ?? String(err));
             const details = failure?.details?.[0] as ProviderFailureDetails | undefined;
-            if (ABORTING.has(type)) {
+            const disposition = providerFailureOutcome(type, batch.length);
+            if (disposition === 'abort') {
               p.failures.push({ seqs: toRanges(batch), code: type, message });
               settle(batch);
               return result({ abort: { type, message } });
             }
-            if (type === FailureType.ProviderBatchTooLarge && batch.length > 1) {
-              // No governor to learn from: the workflow splits the batch.
+            if (disposition === 'split') {
+              // No governor to learn from: the workflow splits the batch. Its sequence numbers count too.
               p.tooLarge.push(batch);
+              outcomeBytes += bytesOf(batch);
               settle(batch);
               continue;
             }
-            if (type === FailureType.ProviderCallerError || type === FailureType.ProviderBatchTooLarge) {
-              const code = details?.code ?? (details?.httpStatus !== undefined ? `http_${details.httpStatus}` : type);
+            if (disposition === 'reject') {
+              const code = batchRejectionCode(type, details);
               for (const seq of batch) outcome({ seq, state: 'rejected', code, message, origin: 'provider' });
               settle(batch);
               continue;
@@ -234,7 +235,7 @@ export function createLaneActivity(kit: LaneKit) {
             return result({ retry: { delayMs, headAttempts: attempts, reason: message } });
           }
           p.headAttempts = 0;
-          const sentLines = batch.map((s) => lines.get(s));
+          const sentLines = batch.map((s) => itemOf(s)?.line);
           kit.mark(adapter, sendTargets, answer, sentLines);
           // Plain acceptances weigh nothing: only answers with rejections or warnings are measured.
           if (answer.outcomes.some((o) => o.state !== 'accepted' || o.warning !== undefined)) {

@@ -56,6 +56,22 @@ export const NON_RETRYABLE_PROVIDER_FAILURES: FailureType[] = [
   FailureType.ProviderNotConfigured,
 ];
 
+/**
+ * What a failed provider call means for its batch, by failure type: the sync ends (bad credentials,
+ * no configuration), the batch is split (too large, more than one target), its targets are rejected
+ * (the provider refused them), or the call may go again later (anything else: 5xx, 429, network).
+ */
+export function providerFailureOutcome(type: string, batchSize: number): 'abort' | 'split' | 'reject' | 'transient' {
+  if (type === FailureType.ProviderAuthError || type === FailureType.ProviderNotConfigured) return 'abort';
+  if (type === FailureType.ProviderBatchTooLarge) return batchSize > 1 ? 'split' : 'reject';
+  if (type === FailureType.ProviderCallerError) return 'reject';
+  return 'transient';
+}
+
+/** The code a target rejected with its whole batch carries: the provider's, else its HTTP status, else the type. */
+export const batchRejectionCode = (type: string, details: ProviderFailureDetails | undefined): string =>
+  details?.code ?? (details?.httpStatus !== undefined ? `http_${details.httpStatus}` : type);
+
 /** Details carried by every provider failure (ApplicationFailure.details[0]). */
 export interface ProviderFailureDetails {
   provider: string;

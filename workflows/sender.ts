@@ -9,6 +9,8 @@ import type { BatchAnswer, SyncActivities } from '../activities/index.ts';
 import {
   FailureType,
   NON_RETRYABLE_PROVIDER_FAILURES,
+  batchRejectionCode,
+  providerFailureOutcome,
   providerTaskQueue,
   syncPriority,
   type BatchRef,
@@ -16,9 +18,6 @@ import {
   type ResolvedOptions,
 } from '../contracts/index.ts';
 import { addCalls, settle, type Ledger } from './ledger.ts';
-
-/** Failure types that end the whole sync: every further call would fail the same way. */
-const ABORTING = new Set<string>([FailureType.ProviderAuthError, FailureType.ProviderNotConfigured]);
 
 export interface SenderSpec {
   provider: string;
@@ -180,14 +179,15 @@ export function createSender(spec: SenderSpec): Sender {
       const details =
         cause instanceof ApplicationFailure ? (cause.details?.[0] as ProviderFailureDetails | undefined) : undefined;
       const message = (cause as Error | undefined)?.message ?? String(err);
-      if (ABORTING.has(type)) {
+      const outcome = providerFailureOutcome(type, batch.length);
+      if (outcome === 'abort') {
         failAll(batch, type, message);
         abort(message, type);
-      } else if (type === FailureType.ProviderBatchTooLarge && batch.length > 1) {
+      } else if (outcome === 'split') {
         const half = Math.ceil(batch.length / 2);
         enqueue([batch.slice(0, half), batch.slice(half)]);
-      } else if (type === FailureType.ProviderCallerError || type === FailureType.ProviderBatchTooLarge) {
-        const code = details?.code ?? (details?.httpStatus !== undefined ? `http_${details.httpStatus}` : type);
+      } else if (outcome === 'reject') {
+        const code = batchRejectionCode(type, details);
         for (const seq of batch) settle(ledger, seq, 'rejected', { code, message, origin: 'provider' });
       } else {
         // Transient failures that outlived the retry policy, or timeouts.

@@ -103,10 +103,8 @@ export async function runSlice(input: SliceInput, ledger: Ledger, part?: PartLim
     retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES },
   });
   const base = pages[0]?.start ?? 0;
-  const pageSource = (page: SliceRef): TargetSource =>
-    source.kind === 'inline'
-      ? { kind: 'inline', targets: source.targets.slice(page.start - base, page.end - base) }
-      : source;
+  // Inline from here on (a source by reference went in lanes, above).
+  const pageTargets = (page: SliceRef): unknown[] => source.targets.slice(page.start - base, page.end - base);
   let batchNumber = 0;
   let totalBatches = 0;
   let planned = 0;
@@ -126,14 +124,14 @@ export async function runSlice(input: SliceInput, ledger: Ledger, part?: PartLim
   for (const page of pages) {
     if (sender.abortReason() !== undefined) break;
     planned += 1;
-    const src = pageSource(page);
-    receive(ledger, page.firstSeq, src.kind === 'inline' ? src.targets : page.count);
+    const targets = pageTargets(page);
+    receive(ledger, page.firstSeq, targets);
     const seqs = Array.from({ length: page.count }, (_, i) => page.firstSeq + i);
     let plan;
     try {
       plan = await planSlice({
         provider: input.provider,
-        source: src,
+        source: { kind: 'inline', targets },
         slice: page,
         ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
       });
