@@ -18,7 +18,7 @@ import {
   type TargetsRef,
 } from '../contracts/index.ts';
 import { boundedIdentity, planTargets, type Plan, type SequencedTarget } from './plan.ts';
-import { parseLines, readSlice, scanRef } from './sources.ts';
+import { readSlice, scanRef } from './sources.ts';
 import { echoKnownFields } from './echo.ts';
 import { SOURCE_URLS_VAR, judgeSourceUrl, shownUrl, sourceDispatcher } from './source-policy.ts';
 import { opener, releaseSpool } from './spool.ts';
@@ -255,13 +255,11 @@ export function createActivities(deps: ActivityDeps) {
         error: undefined,
       }));
     }
-    let lines;
     try {
-      lines = await readSlice(source.ref, slice, readerFor(source.ref), openLine);
+      return await readSlice(source.ref, slice, readerFor(source.ref), openLine);
     } catch (err) {
       throw readFailure(source.ref, err);
     }
-    return parseLines(lines);
   }
 
   /**

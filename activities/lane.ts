@@ -14,7 +14,6 @@ import {
   LANE_CALLS_KEPT,
   LANE_OUTCOME_BYTES,
   LANE_RUN_MS,
-  targetId,
   toRanges,
   type LaneInput,
   type LaneProgress,
@@ -134,13 +133,8 @@ export function createLaneActivity(kit: LaneKit) {
         const plan = planTargets(
           adapter,
           await kit.limits(adapter, config),
-          items
-            .filter((i) => i.error === undefined)
-            .map((i) => ({
-              seq: i.seq,
-              target: i.target,
-              label: i.line !== undefined ? `line ${i.line}` : targetId(i.seq),
-            })),
+          // Items carry their line: a duplicate's message names it ("line 12").
+          items.filter((i): i is (typeof items)[number] & { target: unknown } => i.error === undefined),
           input.batchSize,
           parsed,
         );

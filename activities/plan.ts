@@ -11,11 +11,17 @@ export interface SequencedTarget {
   seq: number;
   target: unknown;
   /**
-   * How messages name the target ("line 12" of a source, "t12"); without it, "item <seq>" (a
-   * re-submission's items are planned with their positions as sequence numbers).
+   * How messages name the target ("line 12" of a source, "t12"); without it, "line <line>" when
+   * `line` is given, else "item <seq>" (a re-submission's items are planned with their positions
+   * as sequence numbers).
    */
   label?: string;
+  /** The source line (by reference): names the target when it has no label. */
+  line?: number | undefined;
 }
+
+/** How a duplicate's message names the first target (built only when a duplicate is found). */
+const labelOf = (t: SequencedTarget): string => t.label ?? (t.line !== undefined ? `line ${t.line}` : `item ${t.seq}`);
 
 export interface PlannedRejection {
   seq: number;
@@ -168,7 +174,8 @@ export function planTargets(
   const valid: Plan['valid'] = [];
   const rejections: PlannedRejection[] = [];
   // Groups keep first-appearance order so batches follow the caller's order within a group.
-  const groups = new Map<string, { seq: number; bytes: number }[]>();
+  // (Sequence numbers and sizes in two flat lists a group: a page has a thousand targets.)
+  const groups = new Map<string, { seqs: number[]; bytes: number[] }>();
   const firstOf = new Map<string, SequencedTarget>();
 
   for (const item of items) {
@@ -181,25 +188,27 @@ export function planTargets(
     const same = sameProduct(check);
     const first = firstOf.get(same);
     if (first) {
-      const where = first.label ?? `item ${first.seq}`;
+      const where = labelOf(first);
       rejections.push({ seq, code: 'duplicate_target', message: duplicateMessage(check, where) });
       continue;
     }
     firstOf.set(same, item);
     parsed?.set(seq, check.data);
-    const { bytes } = check;
     valid.push({ seq, identity: check.identity });
-    const key = check.groupKey;
-    const group = groups.get(key);
-    if (group) group.push({ seq, bytes });
-    else groups.set(key, [{ seq, bytes }]);
+    const group = groups.get(check.groupKey);
+    if (group) {
+      group.seqs.push(seq);
+      group.bytes.push(check.bytes);
+    } else groups.set(check.groupKey, { seqs: [seq], bytes: [check.bytes] });
   }
 
   const batches: number[][] = [];
-  for (const group of groups.values()) {
+  for (const { seqs, bytes: sizes } of groups.values()) {
     let batch: number[] = [];
     let batchBytes = 2; // the enclosing brackets
-    for (const { seq, bytes } of group) {
+    for (let i = 0; i < seqs.length; i += 1) {
+      const seq = seqs[i] as number;
+      const bytes = sizes[i] as number;
       const over = batch.length >= maxTargets || (maxBytes !== undefined && batchBytes + bytes + 1 > maxBytes);
       if (over && batch.length > 0) {
         batches.push(batch);

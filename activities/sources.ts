@@ -113,50 +113,48 @@ export async function scanRef(
   return { total, slices };
 }
 
-export interface SourceLine {
+/** One target of a source as read: parsed, or (a line that is not JSON) a reason that quotes nothing of it. */
+export interface SourceItem {
   seq: number;
   line: number;
-  text: string;
+  target?: unknown;
+  error?: string;
 }
 
 /**
- * The non-blank lines of one slice, with their sequence numbers and 1-based line numbers. `open`
- * turns a sealed line back into its text (spooled files written with a codec key).
+ * The non-blank lines of one slice, each parsed as JSON, with their sequence numbers and 1-based
+ * line numbers. `open` turns a sealed line back into its text (spooled files written with a codec
+ * key). A line that is not JSON keeps only a reason that quotes nothing of it (the parser's own
+ * messages quote the text, and a source line may hold anything).
  */
 export async function readSlice(
   ref: TargetsRef,
   slice: SliceRef,
   dispatcher?: Dispatcher,
   open?: (line: string) => string,
-): Promise<SourceLine[]> {
+): Promise<SourceItem[]> {
   const parts: Buffer[] = [];
   for await (const chunk of bytesOf(ref, { start: slice.start, end: slice.end }, dispatcher)) parts.push(chunk);
-  const text = Buffer.concat(parts).toString('utf8');
-  const out: SourceLine[] = [];
+  const lines = Buffer.concat(parts).toString('utf8').split('\n');
+  const sealed = open !== undefined && 'file' in ref && ref.sealed === true;
+  const out: SourceItem[] = [];
   let seq = slice.firstSeq;
-  text.split('\n').forEach((raw, i) => {
-    if (raw.trim() === '') return;
-    out.push({ seq, line: slice.firstLine + i, text: open && 'file' in ref && ref.sealed ? open(raw) : raw });
+  for (let i = 0; i < lines.length; i += 1) {
+    const raw = lines[i] as string;
+    if (raw.trim() === '') continue;
+    const line = slice.firstLine + i;
+    const text = sealed ? open(raw) : raw; // a seal that does not open fails the read, not the line
+    try {
+      out.push({ seq, line, target: JSON.parse(text) as unknown });
+    } catch {
+      out.push({ seq, line, error: 'not JSON' });
+    }
     seq += 1;
-  });
+  }
   if (out.length !== slice.count) {
     throw new Error(
       `the source changed while the sync ran: slice ${slice.index} has ${out.length} targets, not ${slice.count}`,
     );
   }
   return out;
-}
-
-/**
- * Each line parsed as JSON; a line that is not JSON keeps only a reason that quotes nothing of it
- * (the parser's own messages quote the text, and a source line may hold anything).
- */
-export function parseLines(lines: SourceLine[]): { seq: number; line: number; target?: unknown; error?: string }[] {
-  return lines.map(({ seq, line, text }) => {
-    try {
-      return { seq, line, target: JSON.parse(text) as unknown };
-    } catch {
-      return { seq, line, error: 'not JSON' };
-    }
-  });
 }

@@ -117,6 +117,11 @@ const NOT_IN_ANSWER = 'Octogen answered without naming this target; it is re-sen
 
 /** Maps the answer's accepted and rejected lists back to the targets sent, by identity. */
 function mapOutcomes(sent: OctogenTarget[], answer: z.infer<typeof RefreshAnswerSchema>): TargetOutcome[] {
+  // The usual answer names every target accepted, in the order sent: no lookup needed.
+  if (answer.rejected.length === 0 && answer.accepted.length === sent.length) {
+    const inOrder = answer.accepted.every((a, i) => a.uuid === sent[i]?.uuid && a.url === sent[i]?.url);
+    if (inOrder) return new Array<TargetOutcome>(sent.length).fill(ACCEPTED);
+  }
   // Counts and queues per identity, so a product sent twice in one batch is matched once per mention.
   const accepted = new Map<string, number>();
   for (const a of answer.accepted) {
