@@ -17,7 +17,8 @@ import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
 import { lastSuccessfulRun, type SuccessfulRun } from '../activities/last-run.ts';
 import { providerAdapter, providerNames } from '../activities/providers/index.ts';
-import { SA_PROVIDER, SyncOptionsSchema, type SyncOptions } from '../contracts/index.ts';
+import { shownUrl } from '../activities/source-policy.ts';
+import { SA_KIND, SA_SCHEDULE, SyncOptionsSchema, type SyncOptions, type WorkflowKind } from '../contracts/index.ts';
 import type { FeedRetry, ScheduledSource, ScheduledSyncInput, scheduledSyncWorkflow } from '../workflows/scheduled.ts';
 
 /** A schedule request the client refuses before anything is created; the message names the field. */
@@ -165,6 +166,18 @@ interface ScheduleMemo {
   every?: string;
 }
 
+/** One line naming what a schedule syncs, when and from where (a URL without its query or credentials). */
+export function scheduleNote(memo: ScheduleMemo): string {
+  const from =
+    'file' in memo.source
+      ? `file ${memo.source.file}`
+      : 'url' in memo.source
+        ? `url ${shownUrl(memo.source.url)}`
+        : `feed ${shownUrl(memo.source.feed)}`;
+  const when = memo.cron !== undefined ? `cron "${memo.cron}"` : `every ${memo.every ?? '?'}`;
+  return `catalog-sync: ${memo.provider} sync of ${from}, ${when}`;
+}
+
 /** Creates the schedule; refused with a one-line reason when a field (such as the cron) is wrong. */
 export async function createSyncSchedule(
   client: Client,
@@ -199,7 +212,16 @@ export async function createSyncSchedule(
         workflowId: scheduledWorkflowIdPrefix(req.provider, req.id),
         taskQueue: req.taskQueue,
         args: [input] satisfies Parameters<typeof scheduledSyncWorkflow>,
-        typedSearchAttributes: [{ key: SA_PROVIDER, value: req.provider }],
+        // The wrapper is told apart from its sync (`<wrapper id>/sync`, which carries the provider and counts).
+        ...(process.env.CATALOG_SYNC_SEARCH_ATTRIBUTES !== 'off'
+          ? {
+              typedSearchAttributes: [
+                { key: SA_KIND, value: 'scheduled-run' satisfies WorkflowKind },
+                { key: SA_SCHEDULE, value: req.id },
+              ],
+            }
+          : {}),
+        staticSummary: scheduleNote(memo),
         // The scheduled syncs' priority key; their slices and provider calls inherit it.
         ...(req.options?.priorityKey !== undefined ? { priority: { priorityKey: req.options.priorityKey } } : {}),
       },
@@ -209,7 +231,8 @@ export async function createSyncSchedule(
         pauseOnFailure: false,
       },
       memo: { [MEMO_KEY]: memo },
-      state: { paused: req.paused ?? false, ...(req.note !== undefined ? { note: req.note } : {}) },
+      // The note names provider and source, so `temporal schedule list/describe` shows what it syncs.
+      state: { paused: req.paused ?? false, note: req.note ?? scheduleNote(memo) },
     });
   } catch (err) {
     if (err instanceof ScheduleAlreadyRunning) {

@@ -27,9 +27,11 @@ import {
   rejectedElsewhereQuery,
   sliceEntriesQuery,
   sliceWarningsQuery,
+  SA_KIND,
   SA_PHASE,
   SA_PROVIDER,
   syncPriority,
+  type WorkflowKind,
 } from '../contracts/index.ts';
 import type { syncSliceWorkflow, syncWorkflow } from '../workflows/index.ts';
 import { shownUrl } from '../activities/source-policy.ts';
@@ -175,6 +177,7 @@ export async function startSync(
             typedSearchAttributes: [
               { key: SA_PROVIDER, value: req.provider },
               { key: SA_PHASE, value: 'validating' },
+              { key: SA_KIND, value: 'sync' satisfies WorkflowKind },
             ],
           }
         : {}),
@@ -334,7 +337,7 @@ export async function listRejected(
     // More slice workflows than the report could name: the sync pages them all.
     const all: typeof holders = holders.filter((x) => x.workflowId === workflowId);
     for (let offset = 0; ;) {
-      const page = await handle(client, workflowId).query(rejectedElsewhereQuery, offset, 1000);
+      const page = await handle(client, workflowId).query(rejectedElsewhereQuery, { offset, limit: 1000 });
       all.push(...page.slices);
       offset += page.slices.length;
       if (page.slices.length === 0 || offset >= page.total) break;
@@ -347,7 +350,7 @@ export async function listRejected(
     const h = client.workflow.getHandle<typeof syncSliceWorkflow>(holder.workflowId);
     if (holder.count > 0) {
       for (let offset = 0; ;) {
-        const page = await h.query(sliceEntriesQuery, offset, PAGE);
+        const page = await h.query(sliceEntriesQuery, { offset, limit: PAGE });
         for (const e of page.entries) {
           // Paged entries are complete (the report may have dropped an echo): they win.
           const common = { id: e.id, ...(e.line !== undefined ? { line: e.line } : {}), target: e.target };
@@ -368,7 +371,7 @@ export async function listRejected(
     }
     if (holder.warnings > 0) {
       for (let offset = 0; ;) {
-        const page = await h.query(sliceWarningsQuery, offset, PAGE);
+        const page = await h.query(sliceWarningsQuery, { offset, limit: PAGE });
         for (const w of page.warnings) warnings.set(w.id, w);
         offset += page.warnings.length;
         if (page.warnings.length === 0 || offset >= page.total) break;

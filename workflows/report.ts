@@ -61,7 +61,7 @@ export const entryView = (seq: number, e: Entry): SliceEntryView => ({
 });
 
 const PAGE_LIMIT = 10_000;
-const window = (offset: number, limit: number): [number, number] => {
+const window = ({ offset, limit }: { offset: number; limit: number }): [number, number] => {
   const from = Number.isFinite(offset) ? Math.max(0, Math.floor(offset)) : 0;
   const n = Number.isFinite(limit) ? Math.min(PAGE_LIMIT, Math.max(1, Math.floor(limit))) : 1000;
   return [from, n];
@@ -73,10 +73,9 @@ const window = (offset: number, limit: number): [number, number] => {
  */
 export function pageEntries(
   ledger: Ledger,
-  offset: number,
-  limit: number,
+  page: { offset: number; limit: number },
 ): { total: number; entries: SliceEntryView[] } {
-  const [from, n] = window(offset, limit);
+  const [from, n] = window(page);
   const all = Object.entries(ledger.entries);
   const entries: SliceEntryView[] = [];
   let bytes = 64;
@@ -99,10 +98,9 @@ export function pageEntries(
 /** The `sliceWarnings` page, bounded like `sliceEntries`. */
 export function pageWarnings(
   warnings: Warning[],
-  offset: number,
-  limit: number,
+  request: { offset: number; limit: number },
 ): { total: number; warnings: Warning[] } {
-  const [from, n] = window(offset, limit);
+  const [from, n] = window(request);
   const page = warnings.slice(from, from + n).map((w) => ({ id: w.id, message: clipText(w.message, 2000) }));
   const { kept } = fitPrefix(page, PAGE_BYTES);
   return { total: warnings.length, warnings: kept.length > 0 || page.length === 0 ? kept : page.slice(0, 1) };

@@ -16,7 +16,12 @@ import { defineSearchAttributeKey, SearchAttributeType, type Duration } from '@t
 import type { FeedActivities } from '../activities/feed.ts';
 import {
   FailureType,
+  SA_KIND,
+  SA_PHASE,
+  SA_PROVIDER,
+  SA_SCHEDULE,
   ScheduledFailureType,
+  type WorkflowKind,
   type SyncOptions,
   type SyncReport,
   type TargetsRef,
@@ -68,16 +73,37 @@ export const DEFAULT_FEED_RETRY = { attempts: 5, initialInterval: '1s', maximumI
 
 const SCHEDULED_BY_ID = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
 
+/**
+ * A scheduled sync's search attributes, when the namespace has them (this wrapper was started with
+ * some: schedules made before `CatalogSyncKind` set only the provider).
+ */
+function syncAttributes(provider: string, scheduleId: string | undefined) {
+  const own = workflowInfo().typedSearchAttributes;
+  if (own.get(SA_KIND) === undefined && own.get(SA_PROVIDER) === undefined) return {};
+  return {
+    typedSearchAttributes: [
+      { key: SA_PROVIDER, value: provider },
+      { key: SA_PHASE, value: 'validating' },
+      { key: SA_KIND, value: 'sync' satisfies WorkflowKind },
+      ...(scheduleId !== undefined ? [{ key: SA_SCHEDULE, value: scheduleId }] : []),
+    ],
+  };
+}
+
 export async function scheduledSyncWorkflow(input: ScheduledSyncInput): Promise<ScheduledSyncResult> {
   const { provider, source } = input;
   const options: SyncOptions = { ...SCHEDULED_SYNC_DEFAULTS, ...input.options };
   const childId = `${workflowInfo().workflowId}/sync`;
 
+  const scheduleId = input.scheduleId ?? workflowInfo().typedSearchAttributes.get(SCHEDULED_BY_ID);
   const sync = async (ref: TargetsRef): Promise<SyncReport> => {
     try {
       return await executeChild(syncWorkflow, {
         workflowId: childId,
         args: [{ provider, source: { kind: 'ref', ref }, options }],
+        // Found by the same queries as any other sync, and by its schedule.
+        ...syncAttributes(provider, scheduleId),
+        staticSummary: `${provider} sync of ${'file' in ref ? 'a file' : 'a URL'}${scheduleId !== undefined ? `, scheduled by ${scheduleId}` : ''}`,
         ...(options.priorityKey !== undefined ? { priority: { priorityKey: options.priorityKey } } : {}),
       });
     } catch (err) {
@@ -96,7 +122,6 @@ export async function scheduledSyncWorkflow(input: ScheduledSyncInput): Promise<
 
   if (source.kind === 'ref') return { report: await sync(source.ref) };
 
-  const scheduleId = input.scheduleId ?? workflowInfo().typedSearchAttributes.get(SCHEDULED_BY_ID);
   if (scheduleId === undefined) {
     throw ApplicationFailure.create({
       type: FailureType.InvalidSyncRequest,

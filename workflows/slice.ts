@@ -29,6 +29,8 @@ import {
   sliceWarningsQuery,
   statusQuery,
   type SyncPhase,
+  HANDLER_DESCRIPTIONS,
+  pageRequest,
 } from '../contracts/index.ts';
 import { counts, newLedger, receive, settle, type Entry, type Ledger } from './ledger.ts';
 import { buildReport, pageEntries, pageWarnings } from './report.ts';
@@ -200,22 +202,29 @@ export async function syncSliceWorkflow(input: SliceInput): Promise<SliceResult>
       workflowInfo().continueAsNewSuggested,
   };
   // Entries and warnings that do not fit in the result stay readable here, by page, for listRejected().
-  setHandler(sliceEntriesQuery, (offset, limit) => pageEntries(ledger, offset, limit));
-  setHandler(sliceWarningsQuery, (offset, limit) => pageWarnings(ledger.warnings, offset, limit));
+  setHandler(sliceEntriesQuery, (...page) => pageEntries(ledger, pageRequest(...page)), {
+    description: HANDLER_DESCRIPTIONS.sliceEntries,
+  });
+  setHandler(sliceWarningsQuery, (...page) => pageWarnings(ledger.warnings, pageRequest(...page)), {
+    description: HANDLER_DESCRIPTIONS.sliceWarnings,
+  });
   const state: { phase: SyncPhase; abortReason?: string } = { phase: 'sending' };
   // The slice's own counts, bounded like the sync's report.
-  setHandler(statusQuery, () =>
-    buildReport(
-      {
-        workflowId: workflowInfo().workflowId,
-        provider: input.provider,
-        phase: state.phase,
-        counts: counts(ledger),
-        firstPassSettled: state.phase === 'closed',
-        ...(state.abortReason !== undefined ? { abortReason: state.abortReason } : {}),
-      },
-      ledger,
-    ),
+  setHandler(
+    statusQuery,
+    () =>
+      buildReport(
+        {
+          workflowId: workflowInfo().workflowId,
+          provider: input.provider,
+          phase: state.phase,
+          counts: counts(ledger),
+          firstPassSettled: state.phase === 'closed',
+          ...(state.abortReason !== undefined ? { abortReason: state.abortReason } : {}),
+        },
+        ledger,
+      ),
+    { description: HANDLER_DESCRIPTIONS.status },
   );
   const name = input.label ?? 'slice';
   setCurrentDetails(`${name}: sending, ${progressDetails(counts(ledger))}`);

@@ -50,6 +50,9 @@ import {
   type SyncInput,
   type SyncPhase,
   type SyncReport,
+  HANDLER_DESCRIPTIONS,
+  clipText,
+  pageRequest,
 } from '../contracts/index.ts';
 import { addCalls, addRefused, counts, newLedger, type Ledger } from './ledger.ts';
 import {
@@ -62,7 +65,14 @@ import {
   pageWarnings,
 } from './report.ts';
 import { takeResubmission } from './resubmission.ts';
-import { progressDetails, publish, recordOutcome, watchProgress, type Published } from './visibility.ts';
+import {
+  progressDetails,
+  publish,
+  sliceAttributes,
+  recordOutcome,
+  watchProgress,
+  type Published,
+} from './visibility.ts';
 import { createLiveSlices } from './progress.ts';
 import { createSender } from './sender.ts';
 import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
@@ -123,8 +133,17 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   // Slices running now, with the counts they last signalled: shown until each closes.
   const live = createLiveSlices();
   const current = () => live.counts(counts(ledger));
+  let shown = '';
+  /** Why the last re-submission signal was refused: signals have no answer, so the details say it. */
+  let refusal: string | undefined;
   const show = (details: string) => {
-    published = publish(published, phase, current(), details);
+    shown = details;
+    const line = refusal !== undefined ? `${details}; last re-submission signal refused: ${refusal}` : details;
+    published = publish(published, phase, current(), line);
+  };
+  const refusedSignal = (message: string) => {
+    refusal = clipText(message, 300);
+    show(shown);
   };
 
   // Every report (result, `status` answer, SyncAborted details) is built under REPORT_BYTES; what
@@ -210,32 +229,51 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     return boundAnswer(answer);
   };
 
-  setHandler(statusQuery, report);
+  const d = HANDLER_DESCRIPTIONS;
+  setHandler(statusQuery, report, { description: d.status });
   // The sync's own entries and warnings, by page: what its report had no room for.
-  setHandler(sliceEntriesQuery, (offset, limit) => pageEntries(ledger, offset, limit));
-  setHandler(sliceWarningsQuery, (offset, limit) => pageWarnings(ledger.warnings, offset, limit));
-  setHandler(rejectedElsewhereQuery, (offset, limit) => {
-    const all = ledger.elsewhere.flatMap((x) =>
-      x.workflowId ? [{ workflowId: x.workflowId, count: x.rejected + x.failed, warnings: x.warnings ?? 0 }] : [],
-    );
-    const from = Number.isFinite(offset) ? Math.max(0, Math.floor(offset)) : 0;
-    const n = Number.isFinite(limit) ? Math.min(1000, Math.max(1, Math.floor(limit))) : 1000;
-    return { total: all.length, slices: all.slice(from, from + n) };
+  setHandler(sliceEntriesQuery, (...page) => pageEntries(ledger, pageRequest(...page)), {
+    description: d.sliceEntries,
   });
-  setHandler(sliceProgressSignal, live.update);
-  setHandler(finishSignal, () => {
-    finishRequested = true;
+  setHandler(sliceWarningsQuery, (...page) => pageWarnings(ledger.warnings, pageRequest(...page)), {
+    description: d.sliceWarnings,
   });
-  setHandler(resubmitSignal, async (raw) => {
-    // The payload is in history already: an over-limit or malformed one is refused once, as a whole.
-    const checked = checkResubmission(raw);
-    if (!checked.success) {
-      addRefused(ledger, [{ index: -1, code: 'invalid_resubmission', message: checked.message }]);
-      return;
-    }
-    await resubmit(checked.data);
-  });
+  setHandler(
+    rejectedElsewhereQuery,
+    (...page) => {
+      const all = ledger.elsewhere.flatMap((x) =>
+        x.workflowId ? [{ workflowId: x.workflowId, count: x.rejected + x.failed, warnings: x.warnings ?? 0 }] : [],
+      );
+      const { offset, limit } = pageRequest(...page);
+      const n = Number.isFinite(limit) ? Math.min(1000, Math.max(1, Math.floor(limit))) : 1000;
+      return { total: all.length, slices: all.slice(offset, offset + n) };
+    },
+    { description: d.rejectedElsewhere },
+  );
+  setHandler(sliceProgressSignal, live.update, { description: d.sliceProgress });
+  setHandler(
+    finishSignal,
+    () => {
+      finishRequested = true;
+    },
+    { description: d.finish },
+  );
+  setHandler(
+    resubmitSignal,
+    async (raw) => {
+      // The payload is in history already: an over-limit or malformed one is refused once, as a whole.
+      const checked = checkResubmission(raw);
+      if (!checked.success) {
+        addRefused(ledger, [{ index: -1, code: 'invalid_resubmission', message: checked.message }]);
+        refusedSignal(checked.message);
+        return;
+      }
+      await resubmit(checked.data);
+    },
+    { description: d.resubmit },
+  );
   setHandler(resubmitUpdate, resubmit, {
+    description: d.resubmitWithAnswer,
     // Rejected updates never enter history: the caller gets the reason at once.
     validator: (raw) => {
       const checked = checkResubmission(raw);
@@ -373,6 +411,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
               },
             ],
             parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+            ...sliceAttributes(),
             staticSummary:
               `slice ${index}${part === 0 ? '' : ` part ${part}`} of ${workflowInfo().workflowId}: ` +
               `${formatCount(count)} targets`,

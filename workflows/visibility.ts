@@ -5,13 +5,17 @@
  * unless told the namespace lacks them), so a namespace without them never blocks a sync.
  */
 import { condition, metricMeter, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { SearchAttributePair } from '@temporalio/common';
 import {
   SA_ACCEPTED,
   SA_FAILED,
+  SA_KIND,
   SA_PHASE,
   SA_PROVIDER,
   SA_REJECTED,
+  SA_SCHEDULE,
   formatCount,
+  type WorkflowKind,
   type Counts,
   type SyncPhase,
 } from '../contracts/index.ts';
@@ -29,6 +33,25 @@ export interface Published {
 export const PROGRESS_EVERY_MS = 5_000;
 
 const withAttributes = (): boolean => workflowInfo().typedSearchAttributes.get(SA_PROVIDER) !== undefined;
+
+/**
+ * A slice's search attributes: its sync's provider and schedule, and `CatalogSyncKind = 'slice'`,
+ * so the README's queries (`CatalogSyncKind = 'sync'`) list the syncs and never their parts. Counts
+ * stay on the sync: a slice's are rolled up into it.
+ */
+export function sliceAttributes(): { typedSearchAttributes?: SearchAttributePair[] } {
+  const own = workflowInfo().typedSearchAttributes;
+  const provider = own.get(SA_PROVIDER);
+  if (provider === undefined) return {};
+  const schedule = own.get(SA_SCHEDULE);
+  return {
+    typedSearchAttributes: [
+      { key: SA_PROVIDER, value: provider },
+      { key: SA_KIND, value: 'slice' satisfies WorkflowKind },
+      ...(schedule !== undefined ? [{ key: SA_SCHEDULE, value: schedule }] : []),
+    ],
+  };
+}
 
 /** Upserts what changed since the last call; returns what is now published. */
 export function publish(last: Published, phase: SyncPhase, counts: Counts, details: string): Published {
