@@ -1,5 +1,5 @@
 /**
- * The catalog-sync CLI: submit, status, resubmit, finish, result, worker. Every error is one line
+ * The catalog-sync CLI: submit, status, resubmit, finish, result, worker, setup, schedule. Every error is one line
  * on stderr that says what is wrong and how to fix it, with a non-zero exit.
  */
 import path from 'node:path';
@@ -12,6 +12,7 @@ import {
   type Client,
 } from '@temporalio/client';
 import { CliError, optionsFromFlags, withClient } from './cli-support.ts';
+import { registerSearchAttributes } from './setup.ts';
 import type { AnyProviderAdapter } from '../activities/providers/adapter.ts';
 import { providerAdapter, providerNames } from '../activities/providers/index.ts';
 import { ResubmissionItemSchema, type ResubmissionItem } from '../contracts/index.ts';
@@ -318,6 +319,20 @@ export function buildCli(): Command {
     .command('worker')
     .description('run a worker (configuration from the environment)')
     .action(async () => runWorker());
+
+  program
+    .command('setup')
+    .description('register the CatalogSync* search attributes on the namespace (TEMPORAL_NAMESPACE); safe to run again')
+    .action(async () => {
+      await withClient(async (client, settings) => {
+        const r = await registerSearchAttributes(client, settings.namespace);
+        out(
+          r.added.length > 0
+            ? `registered ${r.added.join(', ')} on namespace "${r.namespace}"${r.present.length > 0 ? ` (${r.present.length} were there already)` : ''}`
+            : `namespace "${r.namespace}" has every CatalogSync* search attribute already; nothing to do`,
+        );
+      });
+    });
 
   program.addCommand(scheduleCommand());
 

@@ -34,6 +34,7 @@ import {
   type WorkflowKind,
 } from '../contracts/index.ts';
 import type { syncSliceWorkflow, syncWorkflow } from '../workflows/index.ts';
+import { isMissingSearchAttribute, missingAttributesMessage } from './setup.ts';
 import { shownUrl } from '../activities/source-policy.ts';
 import { releaseSpool, spoolDir as spoolFolder, writeSpool } from '../activities/spool.ts';
 import {
@@ -193,12 +194,7 @@ export async function startSync(
       const existing = await existingSync(client, workflowId, req.key, requestHash);
       if (existing) return existing;
     }
-    if (/search attribute/i.test((err as Error).message)) {
-      throw new SyncRequestError(
-        `the namespace has not registered the CatalogSync* search attributes (${(err as Error).message.split('\n')[0]}): ` +
-          'register them (README, "The Temporal UI as the console") or set CATALOG_SYNC_SEARCH_ATTRIBUTES=off',
-      );
-    }
+    if (isMissingSearchAttribute(err)) throw new SyncRequestError(missingAttributesMessage(client.options.namespace));
     throw err;
   }
 }

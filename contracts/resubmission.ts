@@ -80,6 +80,10 @@ export type ResubmissionCheck = { success: true; data: Resubmission } | { succes
  * limits first, before any item is parsed, then the schema. The message is one line naming the
  * field, the limit and the fix.
  */
+/** The shape a re-submission takes, in one line, for messages that refuse another. */
+export const RESUBMISSION_SHAPE =
+  '{"items":[{"target":{...the corrected target...},"fixes":"t3"}]} ("fixes" optional: the rejected target id it replaces)';
+
 export function checkResubmission(raw: unknown): ResubmissionCheck {
   const items = (raw as { items?: unknown } | null | undefined)?.items;
   if (Array.isArray(items) && items.length > MAX_ITEMS_PER_RESUBMISSION) {
@@ -101,7 +105,10 @@ export function checkResubmission(raw: unknown): ResubmissionCheck {
   const first = issues[0];
   const more = issues.length > 1 ? ` (and ${formatCount(issues.length - 1)} more problems)` : '';
   const where = first?.path.join('.') || 'items';
-  return { success: false, message: clipText(`${where}: ${first?.message ?? 'invalid'}${more}`, 300) };
+  return {
+    success: false,
+    message: `${clipText(`${where}: ${first?.message ?? 'invalid'}${more}`, 300)}; expected ${RESUBMISSION_SHAPE}`,
+  };
 }
 
 /** A message cut to `max` characters, saying so. */

@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
+import { consoleLogger } from '../worker/telemetry.ts';
 import { awaitFirstPass, awaitReport, finish, getStatus, resubmit, startSync } from '../client/sync-client.ts';
 import { workflowUiLink } from '../client/connection.ts';
 import { formatReport, formatResubmission } from '../client/format.ts';
@@ -50,7 +51,7 @@ async function temporal(): Promise<{ address: string; namespace: string; uiUrl: 
 }
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  Runtime.install({ logger: consoleLogger('WARN') });
   const stops: (() => Promise<void>)[] = [];
   try {
     say('catalog-sync demo: starting a Temporal dev server, the Octogen and Insider simulators and a worker...');

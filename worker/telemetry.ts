@@ -37,10 +37,33 @@ export function telemetrySettings(env: NodeJS.ProcessEnv): TelemetrySettings {
   };
 }
 
+/**
+ * SDK lines that describe what the design intends, not a problem: each provider worker polls
+ * activities only (its task queue has no workflows), and the SDK warns about it once per worker.
+ */
+const EXPECTED_LINES = new Set(['No workflows registered, not polling for workflow tasks']);
+
+/** A log sink that drops EXPECTED_LINES, so a normal run prints no warning a user would chase. */
+export const withoutExpectedLines =
+  (write: (entry: LogEntry) => void) =>
+  (entry: LogEntry): void => {
+    if (!EXPECTED_LINES.has(entry.message)) write(entry);
+  };
+
+/** The demo's and scripts' console logger: the SDK's own format, without EXPECTED_LINES. */
+export const consoleLogger = (level: TelemetrySettings['logLevel']): DefaultLogger =>
+  new DefaultLogger(
+    level,
+    withoutExpectedLines((e) => process.stderr.write(`${e.level} ${e.message} ${JSON.stringify(e.meta ?? {})}\n`)),
+  );
+
 /** Installs the runtime once per process, before any connection or worker is made. */
 export function installTelemetry(settings: TelemetrySettings, write: (line: string) => void): void {
   Runtime.install({
-    logger: new DefaultLogger(settings.logLevel, (entry) => write(`${jsonLine(entry)}\n`)),
+    logger: new DefaultLogger(
+      settings.logLevel,
+      withoutExpectedLines((entry) => write(`${jsonLine(entry)}\n`)),
+    ),
     telemetryOptions: {
       // Core's own logs join the same JSON stream.
       logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} },
