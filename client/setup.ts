@@ -4,7 +4,7 @@
  * its own console or with `tcld`, not through the operator API: the error says so.
  */
 import { isGrpcServiceError, type Client } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTES } from '../contracts/index.ts';
 
 export const SETUP_COMMAND = 'catalog-sync setup';
@@ -29,10 +29,9 @@ export interface SetupResult {
   present: string[];
 }
 
-const indexedType = (cliType: 'Keyword' | 'Int'): temporal.api.enums.v1.IndexedValueType =>
-  cliType === 'Int'
-    ? temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_INT
-    : temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+const { IndexedValueType } = proto.temporal.api.enums.v1;
+const indexedType = (cliType: 'Keyword' | 'Int') =>
+  cliType === 'Int' ? IndexedValueType.INDEXED_VALUE_TYPE_INT : IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
 
 export async function registerSearchAttributes(client: Client, namespace: string): Promise<SetupResult> {
   const operator = client.connection.operatorService;
