@@ -101,20 +101,33 @@ export function ageOut(s: GovernorState, now: number): void {
 export async function governorWorkflow(start: GovernorState): Promise<void> {
   const s: GovernorState = { ...start };
   let handled = 0;
-  setHandler(governorStatusQuery, () => ({ ...s }));
-  setHandler(governorReportUpdate, (report: GovernorReport) => {
-    handled += 1;
-    applyReport(s, report, Date.now());
-    return adviceOf(s);
+  setHandler(governorStatusQuery, () => ({ ...s }), {
+    description:
+      "The provider account's learned working size (records, bytes), its pause until (429 Retry-After) and probe state. No input.",
   });
-  setHandler(governorProbeUpdate, ({ holder }) => {
-    handled += 1;
-    const now = Date.now();
-    if (s.probe !== undefined && s.probe.until <= now) delete s.probe;
-    const granted = s.probe === undefined && s.probeRecords !== undefined;
-    if (granted) s.probe = { holder, until: now + GOVERNOR_PROBE_LEASE_MS };
-    return { granted, advice: adviceOf(s) };
-  });
+  setHandler(
+    governorReportUpdate,
+    (report: GovernorReport) => {
+      handled += 1;
+      applyReport(s, report, Date.now());
+      return adviceOf(s);
+    },
+    {
+      description: 'Internal: a provider answer reported by a worker (ok, too large, rate-limited). Not for operators.',
+    },
+  );
+  setHandler(
+    governorProbeUpdate,
+    ({ holder }) => {
+      handled += 1;
+      const now = Date.now();
+      if (s.probe !== undefined && s.probe.until <= now) delete s.probe;
+      const granted = s.probe === undefined && s.probeRecords !== undefined;
+      if (granted) s.probe = { holder, until: now + GOVERNOR_PROBE_LEASE_MS };
+      return { granted, advice: adviceOf(s) };
+    },
+    { description: 'Internal: a worker asks to probe a larger batch size. Not for operators.' },
+  );
   const full = () => handled >= MAX_UPDATES || workflowInfo().continueAsNewSuggested;
   for (;;) {
     // Wakes now and then to age the learned size out, and when the run has grown enough.
