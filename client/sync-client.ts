@@ -350,7 +350,12 @@ export async function listRejected(
         const page = await h.query(sliceEntriesQuery, offset, PAGE);
         for (const e of page.entries) {
           // Paged entries are complete (the report may have dropped an echo): they win.
-          const common = { id: e.id, ...(e.line !== undefined ? { line: e.line } : {}), target: e.target };
+          const common = {
+            id: e.id,
+            ...(e.identity !== undefined ? { identity: e.identity } : {}),
+            ...(e.line !== undefined ? { line: e.line } : {}),
+            target: e.target,
+          };
           if (e.state === 'rejected') {
             rejected.set(e.id, {
               ...common,
