@@ -295,6 +295,26 @@ describe('Octogen sync through the real server', () => {
     expectAddsUp(second.report);
   });
 
+  it('names the uuid of an inline target whose batch failed as a whole (from its echo)', async () => {
+    sim.faults.script({ kind: 'status', status: 503 }, { kind: 'status', status: 503 });
+    const outcome = await withWorker(t, { env: workerEnv() }, async (taskQueue) => {
+      const { workflowId } = await startSync(
+        t.client,
+        {
+          provider: 'octogen',
+          targets: [{ uuid: alpha[62]!.uuid }],
+          options: { ...fast, callAttempts: 2, resubmissionWindow: '0s' },
+        },
+        taskQueue,
+      );
+      return awaitReport(t.client, workflowId);
+    });
+    expect(outcome.report.failed).toEqual([
+      expect.objectContaining({ id: 't0', identity: `uuid:${alpha[62]!.uuid}`, target: { uuid: alpha[62]!.uuid } }),
+    ]);
+    expectAddsUp(outcome.report);
+  });
+
   it('by reference, names the uuid or url and the source line of every rejection and failure', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'catalog-sync-octogen-items-'));
     const file = path.join(dir, 'targets.ndjson');
