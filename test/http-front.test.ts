@@ -654,9 +654,7 @@ describe('GET /v1/syncs/{id} names the items', () => {
     });
     expect(answer.status).toBe(202);
     const insider = await statusUntil(syncWorkflowId('insider', key), (r) => r.phase === 'closed');
-    expect(insider.warnings).toEqual([
-      { id: 't1', identity: items[1], message: expect.stringContaining('(fabric)') },
-    ]);
+    expect(insider.warnings).toEqual([{ id: 't1', identity: items[1], message: expect.stringContaining('(fabric)') }]);
     expect(insider.rejected).toEqual([
       expect.objectContaining({ id: 't2', identity: 'no-such-sku:en_US', code: 'item_not_found' }),
     ]);

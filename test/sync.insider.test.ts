@@ -9,15 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { formatReport } from '../client/format.ts';
-import {
-  awaitFirstPass,
-  awaitReport,
-  finish,
-  getStatus,
-  listRejected,
-  resubmit,
-  startSync,
-} from '../client/index.ts';
+import { awaitFirstPass, awaitReport, finish, getStatus, listRejected, resubmit, startSync } from '../client/index.ts';
 import { FailureType, countsAddUp, type SyncReport } from '../contracts/index.ts';
 import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
 import { connectTestEnv, uniqueTaskQueue, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
@@ -192,9 +184,7 @@ describe('Insider sync through the real server', () => {
         ['t3', undefined, 5],
         ['t4', items[20], 6],
       ]);
-      expect(formatReport(outcome.report.workflowId, outcome.report, 'ui')).toContain(
-        `t1 ${items[21]} (line 2)  `,
-      );
+      expect(formatReport(outcome.report.workflowId, outcome.report, 'ui')).toContain(`t1 ${items[21]} (line 2)  `);
       expectAddsUp(outcome.report);
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -22,7 +22,6 @@ import {
   formatCount,
   jsonBytes,
   providerTaskQueue,
-  targetId,
   toRanges,
   type LaneCursor,
   type LaneInput,
