@@ -76,6 +76,8 @@ export interface PlanSliceInput {
 
 export interface SliceRejection {
   seq: number;
+  /** The provider's identity of the item, when the target parsed (a duplicate). */
+  identity?: string;
   line?: number;
   code: string;
   message: string;
@@ -128,8 +130,9 @@ const clip = (message: string): string =>
 const RESULT_BUDGET = 200 * 1024;
 function withinBudget(rejections: SliceRejection[]): SliceRejection[] {
   if (Buffer.byteLength(JSON.stringify(rejections), 'utf8') <= RESULT_BUDGET) return rejections;
-  return rejections.map(({ seq, line, code, message }) => ({
+  return rejections.map(({ seq, identity, line, code, message }) => ({
     seq,
+    ...(identity !== undefined ? { identity } : {}),
     ...(line !== undefined ? { line } : {}),
     code,
     message: message.slice(0, 100),
@@ -144,7 +147,8 @@ const inRanges = (ranges: [number, number][]) => {
 
 /**
  * The workflow knows no provider's codes or identities: each rejection is marked here with whether
- * it is transient, its identity, and (read from a source: `lines` given) its echo and line.
+ * it is transient, its identity, and (read from a source: `lines` given) its echo and line; a
+ * target accepted with a warning gets its identity and line too.
  */
 function markOutcomes(
   adapter: AnyProviderAdapter,
@@ -154,10 +158,17 @@ function markOutcomes(
 ): void {
   const transient = new Set(adapter.transientRejectionCodes);
   answer.outcomes.forEach((o, i) => {
-    if (o.state !== 'rejected') return;
+    const target = targets[i];
+    if (o.state === 'accepted') {
+      // A warned target names its item too (Insider's document_ids), and its line when read from a source.
+      if (o.warning === undefined || target === undefined) return;
+      o.identity = boundedIdentity(adapter, target);
+      const line = lines?.[i];
+      if (line !== undefined) o.line = line;
+      return;
+    }
     if (transient.has(o.code)) o.transient = true;
     o.message = clip(o.message);
-    const target = targets[i];
     if (target === undefined) return;
     o.identity = boundedIdentity(adapter, target);
     if (lines === undefined) return;
@@ -480,6 +491,7 @@ export function createActivities(deps: ActivityDeps) {
           input.source.kind === 'ref' ? echoFromSource(adapter, targets.get(r.seq)) : echo(targets.get(r.seq));
         rejections.push({
           seq: r.seq,
+          ...(r.identity !== undefined ? { identity: r.identity } : {}),
           ...(line !== undefined ? { line } : {}),
           code: r.code,
           message: clip(r.message),

@@ -15,13 +15,14 @@ import {
   LANE_OUTCOME_BYTES,
   LANE_RUN_MS,
   toRanges,
+  type LaneFailure,
   type LaneInput,
   type LaneProgress,
   type LaneResult,
   type SliceRef,
   type TargetsRef,
 } from '../contracts/index.ts';
-import { planTargets } from './plan.ts';
+import { boundedIdentity, planTargets } from './plan.ts';
 import { answerWithinBudget } from './answer-budget.ts';
 import type { CallCap } from './index.ts';
 import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
@@ -138,7 +139,7 @@ export function createLaneActivity(kit: LaneKit) {
           input.batchSize,
           parsed,
         );
-        const rejections = [
+        const rejections: { seq: number; code: string; message: string; identity?: string }[] = [
           ...items
             .filter((i) => i.error !== undefined)
             .map((i) => ({
@@ -161,6 +162,7 @@ export function createLaneActivity(kit: LaneKit) {
             code: r.code,
             message: kit.clip(r.message),
             origin: 'validation',
+            ...(r.identity !== undefined ? { identity: r.identity } : {}),
             ...(line !== undefined ? { line } : {}),
             ...(echo !== undefined ? { target: echo } : {}),
           });
@@ -210,11 +212,19 @@ export function createLaneActivity(kit: LaneKit) {
             // Transient (5xx, 429, network, timeout): this batch again later, until its attempts run out.
             const attempts = (p.headAttempts ?? 0) + 1;
             if (attempts >= input.callAttempts) {
-              p.failures.push({
+              const failure: LaneFailure = {
                 seqs: toRanges(batch),
                 code: type,
                 message: `${message} (after ${attempts} attempts)`,
-              });
+              };
+              // Each failed target's identity and line, while the batch's share of the result has room.
+              const items = failedItems(adapter, batch, parsed, itemOf);
+              const itemBytes = bytesOf(items);
+              if (itemBytes <= BATCH_OUTCOME_BYTES - outcomeBytes) {
+                Object.assign(failure, items);
+                outcomeBytes += itemBytes;
+              }
+              p.failures.push(failure);
               outcomeBytes += message.length + 64;
               p.headAttempts = 0;
               settle(batch);
@@ -240,10 +250,24 @@ export function createLaneActivity(kit: LaneKit) {
             const seq = batch[i] as number;
             if (o.state === 'accepted') {
               p.accepted += 1;
-              if (o.warning !== undefined) outcome({ seq, state: 'warning', message: kit.clip(o.warning) });
+              if (o.warning !== undefined) {
+                outcome({
+                  seq,
+                  state: 'warning',
+                  message: kit.clip(o.warning),
+                  ...(o.identity !== undefined ? { identity: o.identity } : {}),
+                  ...(o.line !== undefined ? { line: o.line } : {}),
+                });
+              }
             } else if (o.transient) {
-              p.transient.push({ seq, code: o.code, message: o.message });
-              outcomeBytes += o.message.length + 40;
+              p.transient.push({
+                seq,
+                code: o.code,
+                message: o.message,
+                ...(o.identity !== undefined ? { identity: o.identity } : {}),
+                ...(o.line !== undefined ? { line: o.line } : {}),
+              });
+              outcomeBytes += o.message.length + 40 + (o.identity?.length ?? 0) + 20;
             } else {
               outcome({
                 seq,
@@ -284,6 +308,21 @@ export function createLaneActivity(kit: LaneKit) {
       clearInterval(timer);
     }
   };
+}
+
+/** The identities and lines of a failed batch's targets, in batch order (what LaneFailure carries). */
+function failedItems(
+  adapter: AnyProviderAdapter,
+  batch: number[],
+  parsed: Map<number, unknown>,
+  itemOf: (seq: number) => { line?: number | undefined } | undefined,
+): Pick<LaneFailure, 'identities' | 'lines'> {
+  const identities = batch.map((s) => {
+    const target = parsed.get(s);
+    return target === undefined ? '' : boundedIdentity(adapter, target);
+  });
+  const lines = batch.map((s) => itemOf(s)?.line ?? null);
+  return { identities, ...(lines.some((l) => l !== null) ? { lines } : {}) };
 }
 
 /** Two sorted lists of [from, to) ranges as one, touching ranges joined. */

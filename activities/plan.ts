@@ -27,6 +27,8 @@ export interface PlannedRejection {
   seq: number;
   code: string;
   message: string;
+  /** The provider's identity of the item, when the target parsed (a duplicate). */
+  identity?: string;
 }
 
 export interface Plan {
@@ -189,7 +191,12 @@ export function planTargets(
     const first = firstOf.get(same);
     if (first) {
       const where = labelOf(first);
-      rejections.push({ seq, code: 'duplicate_target', message: duplicateMessage(check, where) });
+      rejections.push({
+        seq,
+        code: 'duplicate_target',
+        message: duplicateMessage(check, where),
+        identity: check.identity,
+      });
       continue;
     }
     firstOf.set(same, item);

@@ -35,6 +35,10 @@ function omissions(workflowId: string, report: SyncReport): string[] {
   return lines;
 }
 
+/** How a line of the report names its target: "t7 SKU-1:en_US (line 8)", the parts it knows. */
+export const item = (x: { id: string; identity?: string; line?: number }): string =>
+  `${x.id}${x.identity !== undefined ? ` ${x.identity}` : ''}${x.line !== undefined ? ` (line ${x.line})` : ''}`;
+
 export function formatReport(workflowId: string, report: SyncReport, uiLink: string, abortReason?: string): string {
   const c = report.counts;
   const lines = [
@@ -45,11 +49,11 @@ export function formatReport(workflowId: string, report: SyncReport, uiLink: str
   if (abortReason) lines.push(`  ABORTED: ${abortReason}`);
   if (report.rejected.length > 0) {
     lines.push('  rejected:');
-    for (const r of report.rejected) lines.push(`    ${r.id}  ${r.code}  ${short(r.target)}  ${r.message}`);
+    for (const r of report.rejected) lines.push(`    ${item(r)}  ${r.code}  ${short(r.target)}  ${r.message}`);
   }
   if (report.failed.length > 0) {
     lines.push('  failed:');
-    for (const f of report.failed) lines.push(`    ${f.id}  ${f.code}  ${short(f.target)}  ${f.message}`);
+    for (const f of report.failed) lines.push(`    ${item(f)}  ${f.code}  ${short(f.target)}  ${f.message}`);
   }
   const elsewhere = report.rejectedElsewhere ?? [];
   if (elsewhere.length > 0) {
@@ -67,7 +71,7 @@ export function formatReport(workflowId: string, report: SyncReport, uiLink: str
   }
   if (report.warnings.length > 0) {
     lines.push('  warnings:');
-    for (const w of report.warnings) lines.push(`    ${w.id}  ${w.message}`);
+    for (const w of report.warnings) lines.push(`    ${item(w)}  ${w.message}`);
   }
   if (report.refused.length > 0) {
     lines.push('  refused re-submissions:');

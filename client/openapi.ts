@@ -107,9 +107,24 @@ const CountsSchema = z.object({
   superseded: z.number().int(),
 });
 
+/** The provider's identity of the item a warning, rejection or failure concerns (contracts' ItemIdentity). */
+const ItemIdentitySchema = z.exactOptional(
+  described(
+    z.string().max(256),
+    'the provider\u2019s identity of the item: `item_id:locale` for Insider, `uuid:<uuid>` or `url:<url>` for ' +
+      'Octogen (at most 256 characters; a longer one keeps its start and a digest). Absent for a target that ' +
+      'never parsed or was never read',
+  ),
+);
+/** The 1-based line of the target in a by-reference source (NDJSON file or URL). */
+const LineSchema = z.exactOptional(
+  described(z.number().int(), 'the 1-based line of the target in a by-reference source'),
+);
+
 const RejectionSchema = z.object({
   id: z.string(),
-  line: z.exactOptional(z.number().int()),
+  identity: ItemIdentitySchema,
+  line: LineSchema,
   // Dropped from large reports: history carries cursors and counts, not catalogs.
   target: z.unknown().optional(),
   code: z.string(),
@@ -119,13 +134,19 @@ const RejectionSchema = z.object({
 
 const FailureSchema = z.object({
   id: z.string(),
-  line: z.exactOptional(z.number().int()),
+  identity: ItemIdentitySchema,
+  line: LineSchema,
   target: z.unknown().optional(),
   code: z.string(),
   message: z.string(),
 });
 
-const WarningSchema = z.object({ id: z.string(), message: z.string() });
+const WarningSchema = z.object({
+  id: z.string(),
+  identity: ItemIdentitySchema,
+  line: LineSchema,
+  message: z.string(),
+});
 
 const RefusedItemSchema = z.object({
   index: z.number().int(),

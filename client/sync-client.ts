@@ -37,6 +37,7 @@ import type { syncSliceWorkflow, syncWorkflow } from '../workflows/index.ts';
 import { isMissingSearchAttribute, missingAttributesMessage } from './setup.ts';
 import { shownUrl } from '../activities/source-policy.ts';
 import { releaseSpool, spoolDir as spoolFolder, writeSpool } from '../activities/spool.ts';
+import { nameItems, nameReportItems } from './item-names.ts';
 import {
   SyncRequestError,
   checkSyncRequest,
@@ -247,7 +248,7 @@ const handle = (client: Client, workflowId: string): WorkflowHandle<typeof syncW
   client.workflow.getHandle<typeof syncWorkflow>(workflowId);
 
 export async function getStatus(client: Client, workflowId: string): Promise<SyncReport> {
-  return handle(client, workflowId).query(statusQuery);
+  return nameReportItems(await handle(client, workflowId).query(statusQuery));
 }
 
 function parseResubmission(items: ResubmissionItem[]): Resubmission {
@@ -284,11 +285,11 @@ export interface SyncOutcome {
 /** Waits for the sync to close and returns its final report, aborted or not. */
 export async function awaitReport(client: Client, workflowId: string): Promise<SyncOutcome> {
   try {
-    return { report: await handle(client, workflowId).result() };
+    return { report: nameReportItems(await handle(client, workflowId).result()) };
   } catch (err) {
     const cause = err instanceof WorkflowFailedError ? err.cause : undefined;
     if (cause instanceof ApplicationFailure && cause.type === FailureType.SyncAborted) {
-      return { report: cause.details?.[0] as SyncReport, abortReason: cause.message };
+      return { report: nameReportItems(cause.details?.[0] as SyncReport), abortReason: cause.message };
     }
     throw err;
   }
@@ -304,7 +305,7 @@ export async function awaitFirstPass(
   for (;;) {
     const { status } = await h.describe();
     if (status.name !== 'RUNNING') return awaitReport(client, workflowId);
-    const report = await h.query(statusQuery);
+    const report = nameReportItems(await h.query(statusQuery));
     opts.onProgress?.(report);
     if (report.firstPassSettled) return { report, ...(report.abortReason ? { abortReason: report.abortReason } : {}) };
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
@@ -349,7 +350,12 @@ export async function listRejected(
         const page = await h.query(sliceEntriesQuery, { offset, limit: PAGE });
         for (const e of page.entries) {
           // Paged entries are complete (the report may have dropped an echo): they win.
-          const common = { id: e.id, ...(e.line !== undefined ? { line: e.line } : {}), target: e.target };
+          const common = {
+            id: e.id,
+            ...(e.identity !== undefined ? { identity: e.identity } : {}),
+            ...(e.line !== undefined ? { line: e.line } : {}),
+            target: e.target,
+          };
           if (e.state === 'rejected') {
             rejected.set(e.id, {
               ...common,
@@ -376,8 +382,8 @@ export async function listRejected(
   }
   const bySeq = (a: { id: string }, b: { id: string }) => (parseTargetId(a.id) ?? 0) - (parseTargetId(b.id) ?? 0);
   return {
-    rejected: [...rejected.values()].sort(bySeq),
-    failed: [...failed.values()].sort(bySeq),
+    rejected: nameItems(report.provider, [...rejected.values()].sort(bySeq)),
+    failed: nameItems(report.provider, [...failed.values()].sort(bySeq)),
     warnings: [...warnings.values()].sort(bySeq),
   };
 }

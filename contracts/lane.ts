@@ -27,13 +27,19 @@ export type LaneOutcome =
       target?: unknown;
       line?: number;
     }
-  | { seq: number; state: 'warning'; message: string };
+  | { seq: number; state: 'warning'; message: string; identity?: string; line?: number };
 
 /** A run of targets that failed the same way (a batch whose calls all failed): one entry, not one per target. */
 export interface LaneFailure {
   seqs: [number, number][];
   code: string;
   message: string;
+  /**
+   * Each target's identity and line, in the order of `seqs` (expanded), when the batch was read and
+   * they fit the run's outcome budget; else absent (the failures are recorded without them).
+   */
+  identities?: string[];
+  lines?: (number | null)[];
 }
 
 export interface LaneInput {
@@ -64,7 +70,7 @@ export interface LaneProgress {
   outcomes: LaneOutcome[];
   failures: LaneFailure[];
   /** Targets the provider rejected for a transient reason: the workflow re-sends them (bounded). */
-  transient: { seq: number; code: string; message: string }[];
+  transient: { seq: number; code: string; message: string; identity?: string; line?: number }[];
   /** Batches the provider found too large with no governor to learn from: the workflow splits them. */
   tooLarge: number[][];
   /** The first calls the run made, of `callCount`. */

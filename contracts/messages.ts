@@ -13,6 +13,8 @@ export const finishSignal = defineSignal('finish');
 export interface SliceEntryView {
   id: string;
   state: TargetState;
+  /** The provider's identity of the item, when known (see ItemIdentity). */
+  identity?: string;
   line?: number;
   target?: unknown;
   code?: string;

@@ -249,9 +249,19 @@ export const parseTargetId = (id: string): number | undefined => {
   return m ? Number(m[1]) : undefined;
 };
 
+/**
+ * The provider's own name for a target (`item_id:locale` for Insider, `uuid:<uuid>` or `url:<url>`
+ * for Octogen), at most 256 characters (a longer one keeps its start and a digest). Carried by every
+ * warning, rejection and failure whose target was read; absent for a target that never parsed
+ * (its provider fields are not known) or was never read (a sync aborted before its page).
+ */
+export type ItemIdentity = string;
+
 export interface Rejection {
   /** The identifier a re-submission names in `fixes`. */
   id: string;
+  /** The provider's identity of the item (see ItemIdentity). */
+  identity?: ItemIdentity;
   /** The 1-based line of the target in a by-reference source. */
   line?: number;
   target: unknown;
@@ -262,6 +272,9 @@ export interface Rejection {
 
 export interface Failure {
   id: string;
+  /** The provider's identity of the item (see ItemIdentity). */
+  identity?: ItemIdentity;
+  /** The 1-based line of the target in a by-reference source. */
   line?: number;
   target: unknown;
   /** The failure type of the last error (see FailureType), or a provider rejection code. */
@@ -269,8 +282,13 @@ export interface Failure {
   message: string;
 }
 
+/** A target the provider accepted with a warning (Insider: an attribute it ignored). */
 export interface Warning {
   id: string;
+  /** The provider's identity of the item the warning names (Insider's `document_ids`). */
+  identity?: ItemIdentity;
+  /** The 1-based line of the target in a by-reference source. */
+  line?: number;
   message: string;
 }
 

@@ -99,7 +99,8 @@ describe('catalog-sync CLI', () => {
 
     const status = await runCli(['status', report.workflowId], cliEnv());
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(/t1\s+ambiguous_url/);
+    // The rejection names the provider's identity of the item besides its target id.
+    expect(status.stdout).toContain(`t1 url:${shared.url}  ambiguous_url`);
     expect(status.stdout).toContain('/workflows/catalog-sync-octogen-');
 
     const fix = file('fix.json', JSON.stringify([{ fixes: 't1', target: { catalog: 'beta', url: shared.url } }]));
@@ -129,8 +130,16 @@ describe('catalog-sync CLI', () => {
     const report = JSON.parse(res.stdout) as SyncReport;
     expect(report).toMatchObject({ provider: 'insider', phase: 'closed', closedReason: 'nothing-to-fix' });
     expect(report.counts).toMatchObject({ submitted: 2, accepted: 2 });
-    expect(report.warnings).toEqual([{ id: 't1', message: expect.stringContaining('(fabric)') }]);
+    expect(report.warnings).toEqual([
+      { id: 't1', identity: 'sku-00002:en_US', message: expect.stringContaining('(fabric)') },
+    ]);
     expect(insiderSim.requests).toHaveLength(1);
+    // The CLI text names the item the warning concerns (item_id:locale), in `status` and `result`.
+    for (const command of ['status', 'result']) {
+      const text = await runCli([command, report.workflowId], cliEnv());
+      expect(text.code).toBe(0);
+      expect(text.stdout).toMatch(/warnings:\n\s+t1 sku-00002:en_US {2}.*\(fabric\)/);
+    }
   });
 
   it('passes a large NDJSON file by reference, checking it line by line first', async () => {

@@ -17,6 +17,7 @@ import { MAX_ITEMS_PER_RESUBMISSION } from '../contracts/index.ts';
 import { countsAddUp, type SyncReport } from '../contracts/index.ts';
 import { startNdjsonHost, type NdjsonHost } from '../simulators/ndjson-host.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
+import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
 import { runCli } from './helpers/processes.ts';
 import {
   connectTestEnv,
@@ -40,6 +41,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 let t: TemporalTestEnv;
 let sim: OctogenSimulator;
+let insiderSim: InsiderSimulator;
 let host: NdjsonHost;
 let front: RunningHttpFront;
 let stopWorker: () => Promise<void>;
@@ -172,6 +174,11 @@ const exists = (workflowId: string): Promise<boolean> =>
 beforeAll(async () => {
   t = await connectTestEnv();
   sim = await startOctogenSimulator({ keys: { [KEY]: ['alpha'] }, products: alpha });
+  insiderSim = await startInsiderSimulator({
+    partnerName: 'http-partner',
+    token: 'http-insider-token',
+    items: makeInsiderItems(5),
+  });
   // The operator's allowlist of target sources: the front and the worker both read it.
   host = await startNdjsonHost();
   const sources = `${host.url}/catalogs/`;
@@ -179,7 +186,14 @@ beforeAll(async () => {
   taskQueue = uniqueTaskQueue('http-front');
   const worker = await makeWorker(t, {
     taskQueue,
-    env: { OCTOGEN_BASE_URL: sim.url, OCTOGEN_PLATFORM_API_KEY: KEY, CATALOG_SYNC_SOURCE_URLS: sources },
+    env: {
+      OCTOGEN_BASE_URL: sim.url,
+      OCTOGEN_PLATFORM_API_KEY: KEY,
+      INSIDER_BASE_URL: insiderSim.url,
+      INSIDER_PARTNER_NAME: 'http-partner',
+      INSIDER_REQUEST_TOKEN: 'http-insider-token',
+      CATALOG_SYNC_SOURCE_URLS: sources,
+    },
   });
   const running = worker.run();
   stopWorker = async () => {
@@ -203,6 +217,7 @@ afterAll(async () => {
   await front?.close();
   await stopWorker?.();
   await sim?.close();
+  await insiderSim?.close();
   await host?.close();
   delete process.env.CATALOG_SYNC_SOURCE_URLS;
   await t?.close();
@@ -619,6 +634,42 @@ describe('a sync through its life: status, re-submission, finish', () => {
     const finishing = await call('POST', '/v1/syncs/{id}/finish', { params: { id: slice } });
     expect(finishing).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
     await call('POST', '/v1/syncs/{id}/finish', { params: { id } });
+  });
+});
+
+describe('GET /v1/syncs/{id} names the items', () => {
+  it('names item_id:locale of an Insider warning and rejection, and uuid or url of an Octogen rejection with its line', async () => {
+    const key = uniqueKey('http-items');
+    const items = makeInsiderItems(5);
+    const itemOf = (k: string) => ({ item_id: k.split(':')[0], locale: k.split(':')[1] });
+    const answer = await submit({
+      provider: 'insider',
+      key,
+      targets: [
+        { ...itemOf(items[0]!), in_stock: 1 },
+        { ...itemOf(items[1]!), product_attributes: { fabric: 'linen' } },
+        { item_id: 'no-such-sku', locale: 'en_US', in_stock: 1 },
+      ],
+      options: { resubmissionWindow: '0s' },
+    });
+    expect(answer.status).toBe(202);
+    const insider = await statusUntil(syncWorkflowId('insider', key), (r) => r.phase === 'closed');
+    expect(insider.warnings).toEqual([{ id: 't1', identity: items[1], message: expect.stringContaining('(fabric)') }]);
+    expect(insider.rejected).toEqual([
+      expect.objectContaining({ id: 't2', identity: 'no-such-sku:en_US', code: 'item_not_found' }),
+    ]);
+
+    const url = host.put(
+      `catalogs/${uniqueKey('items')}.ndjson`,
+      `${JSON.stringify({ uuid: alpha[12]!.uuid })}\n${JSON.stringify({ url: missingUrl })}\n`,
+    );
+    const refKey = uniqueKey('http-items-ref');
+    expect((await submit({ provider: 'octogen', key: refKey, targetsRef: { url } })).status).toBe(202);
+    const octogen = await statusUntil(syncWorkflowId('octogen', refKey), (r) => r.firstPassSettled);
+    expect(octogen.rejected).toEqual([
+      expect.objectContaining({ id: 't1', identity: `url:${missingUrl}`, line: 2, code: 'product_not_found' }),
+    ]);
+    await call('POST', '/v1/syncs/{id}/finish', { params: { id: syncWorkflowId('octogen', refKey) } });
   });
 });
 

@@ -5,7 +5,11 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { awaitFirstPass, awaitReport, resubmit, startSync } from '../client/index.ts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { formatReport } from '../client/format.ts';
+import { awaitFirstPass, awaitReport, finish, getStatus, listRejected, resubmit, startSync } from '../client/index.ts';
 import { FailureType, countsAddUp, type SyncReport } from '../contracts/index.ts';
 import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
 import { connectTestEnv, uniqueTaskQueue, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
@@ -85,7 +89,9 @@ describe('Insider sync through the real server', () => {
       expect(rejected.t2).toMatchObject({ code: 'invalid_target', origin: 'validation' });
       expect(rejected.t2?.message).toMatch(/in_stock must be an integer/);
       expect(rejected.t3?.message).toMatch(/no update field/);
-      expect(first.report.warnings).toEqual([{ id: 't0', message: expect.stringContaining('(stock_code)') }]);
+      expect(first.report.warnings).toEqual([
+        { id: 't0', identity: items[0], message: expect.stringContaining('(stock_code)') },
+      ]);
 
       const answer = await resubmit(t.client, workflowId, [
         { fixes: 't1', target: update(items[4]!) },
@@ -99,6 +105,90 @@ describe('Insider sync through the real server', () => {
     expect(outcome.report.counts).toMatchObject({ submitted: 8, accepted: 5, superseded: 3, rejected: 0 });
     expect(JSON.stringify(sentRecords())).not.toContain('"yes"');
     expectAddsUp(outcome.report);
+  });
+
+  it('names the item (item_id:locale) of every warning and rejection in the report, the status, listRejected and the CLI text', async () => {
+    const targets = [
+      update(items[10]!),
+      update(items[11]!, { product_attributes: { stock_code: '0102' } }),
+      update('no-such-sku:en_US'),
+      update(items[12]!, { product_attributes: { fabric: 'linen', stock_code: '7' } }),
+    ];
+    const outcome = await withWorker(t, { env: workerEnv() }, async (taskQueue) => {
+      const { workflowId } = await startSync(
+        t.client,
+        { provider: 'insider', targets, options: { resubmissionWindow: '30s' } },
+        taskQueue,
+      );
+      const first = await awaitFirstPass(t.client, workflowId);
+      const status = await getStatus(t.client, workflowId);
+      const listed = await listRejected(t.client, workflowId);
+      await finish(t.client, workflowId);
+      return { first, status, listed, final: await awaitReport(t.client, workflowId) };
+    });
+    const warnings = [
+      { id: 't1', identity: items[11], message: expect.stringContaining('(stock_code)') },
+      { id: 't3', identity: items[12], message: expect.stringContaining('stock_code') },
+    ];
+    const rejected = [
+      expect.objectContaining({ id: 't2', identity: 'no-such-sku:en_US', code: 'item_not_found', origin: 'provider' }),
+    ];
+    for (const report of [outcome.first.report, outcome.status, outcome.final.report]) {
+      expect(report.warnings).toEqual(warnings);
+      expect(report.rejected).toEqual(rejected);
+    }
+    expect(outcome.listed.warnings).toEqual(warnings);
+    expect(outcome.listed.rejected).toEqual(rejected);
+    const text = formatReport(outcome.final.report.workflowId, outcome.final.report, 'ui');
+    expect(text).toContain(`t1 ${items[11]}  `);
+    expect(text).toContain(`t3 ${items[12]}  `);
+    expect(text).toMatch(/t2 no-such-sku:en_US {2}item_not_found/);
+    expectAddsUp(outcome.final.report);
+  });
+
+  it('by reference, names the item and the source line of every warning and rejection', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'catalog-sync-insider-items-'));
+    const file = path.join(dir, 'items.ndjson');
+    const lines = [
+      update(items[20]!),
+      update(items[21]!, { product_attributes: { stock_code: '1' } }),
+      update('gone-sku:en_US'),
+      update(items[22]!, { in_stock: 'yes' }),
+      update(items[20]!, { name: 'again' }),
+    ].map((x) => JSON.stringify(x));
+    // A blank line: line numbers are the file's, not the targets' order.
+    await writeFile(file, `${lines.slice(0, 2).join('\n')}\n\n${lines.slice(2).join('\n')}\n`);
+    try {
+      const outcome = await withWorker(t, { env: workerEnv() }, async (taskQueue) => {
+        const { workflowId } = await startSync(
+          t.client,
+          { provider: 'insider', targetsRef: { file }, options: { resubmissionWindow: '0s' } },
+          taskQueue,
+        );
+        const done = await awaitReport(t.client, workflowId);
+        return { ...done, listed: await listRejected(t.client, workflowId) };
+      });
+      expect(outcome.report.counts).toMatchObject({ submitted: 5, accepted: 2, rejected: 3 });
+      expect(outcome.report.warnings).toEqual([
+        { id: 't1', identity: items[21], line: 2, message: expect.stringContaining('(stock_code)') },
+      ]);
+      const byId = Object.fromEntries(outcome.report.rejected.map((r) => [r.id, r]));
+      expect(byId.t2).toMatchObject({ identity: 'gone-sku:en_US', line: 4, code: 'item_not_found' });
+      // Malformed: its provider fields are not known, so only its line names it.
+      expect(byId.t3).toMatchObject({ line: 5, code: 'invalid_target', origin: 'validation' });
+      expect(byId.t3?.identity).toBeUndefined();
+      expect(byId.t4).toMatchObject({ identity: items[20], line: 6, code: 'duplicate_target' });
+      expect(outcome.listed.warnings).toEqual(outcome.report.warnings);
+      expect(outcome.listed.rejected.map((r) => [r.id, r.identity, r.line])).toEqual([
+        ['t2', 'gone-sku:en_US', 4],
+        ['t3', undefined, 5],
+        ['t4', items[20], 6],
+      ]);
+      expect(formatReport(outcome.report.workflowId, outcome.report, 'ui')).toContain(`t1 ${items[21]} (line 2)  `);
+      expectAddsUp(outcome.report);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('splits a batch the provider finds too large and delivers it; a record over 512 KB is rejected, never sent', async () => {

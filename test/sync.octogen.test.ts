@@ -1,6 +1,9 @@
 /**
  * Octogen syncs end to end: a real Temporal dev server, a real worker, the Octogen simulator.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -9,6 +12,7 @@ import {
   awaitReport,
   finish,
   getStatus,
+  listRejected,
   resubmit,
   resubmitBySignal,
   startSync,
@@ -103,8 +107,14 @@ describe('Octogen sync through the real server', () => {
     expect(byId.t2).toMatchObject({ code: 'invalid_target', origin: 'validation' });
     expect(byId.t2?.message).toMatch(/url/);
     expect(byId.t3?.message).toMatch(/neither url nor uuid/);
-    expect(byId.t4).toMatchObject({ code: 'product_not_found', origin: 'provider' });
-    expect(byId.t5).toMatchObject({ code: 'ambiguous_url', origin: 'provider' });
+    expect(byId.t4).toMatchObject({
+      identity: 'url:https://alpha.com/products/does-not-exist',
+      code: 'product_not_found',
+      origin: 'provider',
+    });
+    expect(byId.t5).toMatchObject({ identity: `url:${shared.url}`, code: 'ambiguous_url', origin: 'provider' });
+    // A malformed target names no identity: its provider fields are not known.
+    expect(byId.t1?.identity).toBeUndefined();
     expect(outcome.report.counts).toMatchObject({ submitted: 7, accepted: 2, rejected: 5 });
     expect(outcome.report.closedReason).toBe('window-ended');
     const sent = JSON.stringify(sentTargets());
@@ -125,7 +135,10 @@ describe('Octogen sync through the real server', () => {
     });
     expect(sim.requests).toHaveLength(1);
     expect(sim.requests[0]?.status).toBe(400);
-    expect(outcome.report.rejected.map((r) => r.code)).toEqual(['product_not_found', 'product_not_found']);
+    expect(outcome.report.rejected.map((r) => [r.code, r.identity])).toEqual([
+      ['product_not_found', 'url:https://alpha.com/products/nope-1'],
+      ['product_not_found', 'uuid:44444444-4444-4444-8444-444444444444'],
+    ]);
     expect(outcome.report.calls[0]).toMatchObject({ httpStatus: 400 });
     expectAddsUp(outcome.report);
   });
@@ -276,8 +289,71 @@ describe('Octogen sync through the real server', () => {
       return awaitReport(t.client, workflowId);
     });
     expect(sim.requests.slice(2)).toHaveLength(3);
-    expect(second.report.failed).toEqual([expect.objectContaining({ id: 't0', code: 'temporarily_unavailable' })]);
+    expect(second.report.failed).toEqual([
+      expect.objectContaining({ id: 't0', identity: `uuid:${alpha[42]!.uuid}`, code: 'temporarily_unavailable' }),
+    ]);
     expectAddsUp(second.report);
+  });
+
+  it('names the uuid of an inline target whose batch failed as a whole (from its echo)', async () => {
+    sim.faults.script({ kind: 'status', status: 503 }, { kind: 'status', status: 503 });
+    const outcome = await withWorker(t, { env: workerEnv() }, async (taskQueue) => {
+      const { workflowId } = await startSync(
+        t.client,
+        {
+          provider: 'octogen',
+          targets: [{ uuid: alpha[62]!.uuid }],
+          options: { ...fast, callAttempts: 2, resubmissionWindow: '0s' },
+        },
+        taskQueue,
+      );
+      return awaitReport(t.client, workflowId);
+    });
+    expect(outcome.report.failed).toEqual([
+      expect.objectContaining({ id: 't0', identity: `uuid:${alpha[62]!.uuid}`, target: { uuid: alpha[62]!.uuid } }),
+    ]);
+    expectAddsUp(outcome.report);
+  });
+
+  it('by reference, names the uuid or url and the source line of every rejection and failure', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'catalog-sync-octogen-items-'));
+    const file = path.join(dir, 'targets.ndjson');
+    const missing = 'https://alpha.com/products/gone-by-ref';
+    await writeFile(
+      file,
+      `${JSON.stringify({ uuid: alpha[60]!.uuid })}\n\n${JSON.stringify({ url: missing })}\n${JSON.stringify({ uuid: alpha[61]!.uuid })}\n`,
+    );
+    // One target a batch, one lane: the first batch's two calls fail, the others are answered.
+    sim.faults.script({ kind: 'status', status: 503 }, { kind: 'status', status: 503 });
+    try {
+      const outcome = await withWorker(t, { env: workerEnv() }, async (taskQueue) => {
+        const { workflowId } = await startSync(
+          t.client,
+          {
+            provider: 'octogen',
+            targetsRef: { file },
+            options: { ...fast, batchSize: 1, callAttempts: 2, resubmissionWindow: '0s' },
+          },
+          taskQueue,
+        );
+        const done = await awaitReport(t.client, workflowId);
+        return { ...done, listed: await listRejected(t.client, workflowId) };
+      });
+      expect(outcome.report.counts).toMatchObject({ submitted: 3, accepted: 1, rejected: 1, failed: 1 });
+      expect(outcome.report.failed).toEqual([
+        expect.objectContaining({ id: 't0', identity: `uuid:${alpha[60]!.uuid}`, line: 1 }),
+      ]);
+      expect(outcome.report.rejected).toEqual([
+        expect.objectContaining({ id: 't1', identity: `url:${missing}`, line: 3, code: 'product_not_found' }),
+      ]);
+      expect(outcome.listed.failed.map((f) => [f.id, f.identity, f.line])).toEqual([
+        ['t0', `uuid:${alpha[60]!.uuid}`, 1],
+      ]);
+      expect(outcome.listed.rejected.map((r) => [r.id, r.identity, r.line])).toEqual([['t1', `url:${missing}`, 3]]);
+      expectAddsUp(outcome.report);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('supersedes ambiguous_url rejections fixed by signal and by update; the update answers with what it refused', async () => {

@@ -22,7 +22,6 @@ import {
   formatCount,
   jsonBytes,
   providerTaskQueue,
-  targetId,
   toRanges,
   type LaneCursor,
   type LaneInput,
@@ -31,7 +30,7 @@ import {
   type SliceRef,
   type TargetsRef,
 } from '../contracts/index.ts';
-import { addCalls, receive, settle, type Ledger } from './ledger.ts';
+import { addCalls, receive, settle, warningOf, type Ledger } from './ledger.ts';
 import { createSender, providerCallPriority } from './sender.ts';
 
 /** A lane's share of a slice's pages, [from, to) by index, and where in it the lane stands. */
@@ -101,7 +100,7 @@ function recordOutcomes(ledger: Ledger, r: LaneResult): void {
   ledger.accepted += r.accepted;
   for (const o of r.outcomes) {
     if (o.state === 'warning') {
-      ledger.warnings.push({ id: targetId(o.seq), message: o.message });
+      ledger.warnings.push(warningOf(o.seq, o));
       continue;
     }
     receive(ledger, o.seq, 1);
@@ -115,10 +114,19 @@ function recordOutcomes(ledger: Ledger, r: LaneResult): void {
     });
   }
   for (const f of r.failures) {
+    // `identities` and `lines` follow the expanded ranges, when the lane had room for them.
+    let i = 0;
     for (const [from, to] of f.seqs) {
-      for (let seq = from; seq < to; seq += 1) {
+      for (let seq = from; seq < to; seq += 1, i += 1) {
+        const identity = f.identities?.[i];
+        const line = f.lines?.[i];
         receive(ledger, seq, 1);
-        settle(ledger, seq, 'failed', { code: f.code, message: f.message });
+        settle(ledger, seq, 'failed', {
+          code: f.code,
+          message: f.message,
+          ...(identity ? { identity } : {}),
+          ...(line !== undefined && line !== null ? { line } : {}),
+        });
       }
     }
   }
@@ -213,10 +221,14 @@ export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
     }
     if (r.transient.length === 0) return;
     const seqs = r.transient.map((t) => t.seq);
-    for (const seq of seqs) {
-      receive(ledger, seq, 1);
-      const e = ledger.entries[seq];
-      if (e) e.resends = 1;
+    for (const t of r.transient) {
+      receive(ledger, t.seq, 1);
+      const e = ledger.entries[t.seq];
+      if (!e) continue;
+      e.resends = 1;
+      // Kept while re-sent: a re-send that fails as a whole still names its item and line.
+      if (t.identity !== undefined) e.identity = t.identity;
+      if (t.line !== undefined) e.line = t.line;
     }
     if (opts.transientResends === 0) {
       for (const t of r.transient) settle(ledger, t.seq, 'failed', { code: t.code, message: t.message });

@@ -13,6 +13,7 @@ import type {
   RefusedItem,
   Rejection,
   RejectionOrigin,
+  Warning,
 } from '../contracts/index.ts';
 import { clipText, targetId } from '../contracts/index.ts';
 
@@ -82,7 +83,7 @@ export function settle(
   if (state === 'accepted') {
     delete ledger.entries[seq];
     ledger.accepted += 1;
-    if (detail.warning !== undefined) ledger.warnings.push({ id: targetId(seq), message: detail.warning });
+    if (detail.warning !== undefined) ledger.warnings.push(warningOf(seq, { ...detail, message: detail.warning }));
     return;
   }
   entry.state = state;
@@ -93,6 +94,17 @@ export function settle(
   if (detail.identity !== undefined) entry.identity = detail.identity;
   if (detail.line !== undefined) entry.line = detail.line;
 }
+
+/** A warning as the ledger keeps it: the target id, the item's identity and line when known, the message. */
+export const warningOf = (
+  seq: number,
+  w: { message: string; identity?: string | undefined; line?: number | undefined },
+): Warning => ({
+  id: targetId(seq),
+  ...(w.identity !== undefined ? { identity: w.identity } : {}),
+  ...(w.line !== undefined ? { line: w.line } : {}),
+  message: w.message,
+});
 
 /** Rejected or failed: what a re-submission may fix. */
 export const isFixable = (e: Entry): boolean => e.state === 'rejected' || e.state === 'failed';
@@ -115,14 +127,17 @@ export function counts(ledger: Ledger): Counts {
   return c;
 }
 
-const withLine = (e: Entry) => (e.line !== undefined ? { line: e.line } : {});
+const withItem = (e: Entry) => ({
+  ...(e.identity !== undefined ? { identity: e.identity } : {}),
+  ...(e.line !== undefined ? { line: e.line } : {}),
+});
 
 export function listRejected(ledger: Ledger): Rejection[] {
   return Object.entries(ledger.entries)
     .filter(([, e]) => e.state === 'rejected')
     .map(([seq, e]) => ({
       id: targetId(Number(seq)),
-      ...withLine(e),
+      ...withItem(e),
       target: e.target,
       code: e.code ?? 'rejected',
       message: e.message ?? '',
@@ -135,7 +150,7 @@ export function listFailed(ledger: Ledger): Failure[] {
     .filter(([, e]) => e.state === 'failed')
     .map(([seq, e]) => ({
       id: targetId(Number(seq)),
-      ...withLine(e),
+      ...withItem(e),
       target: e.target,
       code: e.code ?? 'failed',
       message: e.message ?? '',

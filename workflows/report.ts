@@ -52,12 +52,21 @@ function fitPrefix<T>(items: readonly T[], budget: number): { kept: T[]; bytes: 
 export const entryView = (seq: number, e: Entry): SliceEntryView => ({
   id: targetId(seq),
   state: e.state,
+  ...(e.identity !== undefined ? { identity: e.identity } : {}),
   ...(e.line !== undefined ? { line: e.line } : {}),
   ...(e.target !== undefined ? { target: e.target } : {}),
   ...(e.code !== undefined ? { code: e.code } : {}),
   ...(e.message !== undefined ? { message: e.message } : {}),
   ...(e.origin !== undefined ? { origin: e.origin } : {}),
   ...(e.supersededBy !== undefined ? { by: targetId(e.supersededBy) } : {}),
+});
+
+/** A warning with its message cut to `chars`; its id, identity (at most 256 characters) and line stay. */
+const clipWarning = (w: Warning, chars: number): Warning => ({
+  id: w.id,
+  ...(w.identity !== undefined ? { identity: w.identity } : {}),
+  ...(w.line !== undefined ? { line: w.line } : {}),
+  message: clipText(w.message, chars),
 });
 
 const PAGE_LIMIT = 10_000;
@@ -101,7 +110,7 @@ export function pageWarnings(
   request: { offset: number; limit: number },
 ): { total: number; warnings: Warning[] } {
   const [from, n] = window(request);
-  const page = warnings.slice(from, from + n).map((w) => ({ id: w.id, message: clipText(w.message, 2000) }));
+  const page = warnings.slice(from, from + n).map((w) => clipWarning(w, 2000));
   const { kept } = fitPrefix(page, PAGE_BYTES);
   return { total: warnings.length, warnings: kept.length > 0 || page.length === 0 ? kept : page.slice(0, 1) };
 }
@@ -132,7 +141,7 @@ export function buildReport(head: ReportHead, ledger: Ledger): SyncReport {
   const refused = fitPrefix<RefusedItem>(ledger.refused, LIST_BYTES.refused);
   omitted.refused += ledger.refused.length - refused.kept.length;
   const warnings = fitPrefix(
-    ledger.warnings.map((w) => ({ id: w.id, message: clipText(w.message, MESSAGE_CHARS) })),
+    ledger.warnings.map((w) => clipWarning(w, MESSAGE_CHARS)),
     LIST_BYTES.warnings,
   );
   omitted.warnings = ledger.warnings.length - warnings.kept.length;
@@ -143,7 +152,12 @@ export function buildReport(head: ReportHead, ledger: Ledger): SyncReport {
     if (e.state === 'superseded' && e.supersededBy !== undefined) {
       superseded.push({ id: targetId(Number(seq)), by: targetId(e.supersededBy) });
     } else if (e.state === 'rejected' || e.state === 'failed') {
-      const common = { id: targetId(Number(seq)), ...(e.line !== undefined ? { line: e.line } : {}), target: e.target };
+      const common = {
+        id: targetId(Number(seq)),
+        ...(e.identity !== undefined ? { identity: e.identity } : {}),
+        ...(e.line !== undefined ? { line: e.line } : {}),
+        target: e.target,
+      };
       full.push(
         e.state === 'rejected'
           ? {
@@ -264,7 +278,7 @@ export function compactForCarry(ledger: Ledger, workflowId: string): void {
     delete e.target;
     if (e.message !== undefined) e.message = clipText(e.message, MESSAGE_CHARS);
   }
-  ledger.warnings = ledger.warnings.map((w) => ({ id: w.id, message: clipText(w.message, MESSAGE_CHARS) }));
+  ledger.warnings = ledger.warnings.map((w) => clipWarning(w, MESSAGE_CHARS));
   if (ledger.refused.length > CARRIED_LIST) {
     ledger.omittedRefused = (ledger.omittedRefused ?? 0) + ledger.refused.length - CARRIED_LIST;
     ledger.refused = ledger.refused.slice(0, CARRIED_LIST);

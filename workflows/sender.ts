@@ -132,9 +132,23 @@ export function createSender(spec: SenderSpec): Sender {
           message: 'the provider answer had no outcome for this target',
         });
       } else if (o.state === 'accepted') {
-        settle(ledger, seq, 'accepted', o.warning !== undefined ? { warning: o.warning } : {});
+        settle(
+          ledger,
+          seq,
+          'accepted',
+          o.warning !== undefined
+            ? {
+                warning: o.warning,
+                ...(o.identity !== undefined ? { identity: o.identity } : {}),
+                ...(o.line !== undefined ? { line: o.line } : {}),
+              }
+            : {},
+        );
       } else if (o.transient && e.resends < opts.transientResends) {
         e.resends += 1;
+        // Kept while re-sent: a re-send that fails as a whole still names its item and line.
+        if (o.identity !== undefined) e.identity = o.identity;
+        if (o.line !== undefined) e.line = o.line;
         resend.push(seq);
       } else {
         settle(ledger, seq, o.transient ? 'failed' : 'rejected', {

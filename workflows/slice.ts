@@ -155,6 +155,7 @@ export async function runSlice(input: SliceInput, ledger: Ledger, part?: PartLim
         code: r.code,
         message: r.message,
         origin: 'validation',
+        ...(r.identity !== undefined ? { identity: r.identity } : {}),
         ...(r.target !== undefined ? { target: r.target } : {}),
         ...(r.line !== undefined ? { line: r.line } : {}),
       });

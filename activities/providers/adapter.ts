@@ -9,7 +9,13 @@ import type { z } from 'zod';
 
 /** The answer for one target of a batch, aligned with the batch's order. */
 export type TargetOutcome =
-  | { state: 'accepted'; warning?: string }
+  | {
+      state: 'accepted';
+      warning?: string;
+      /** Filled in by the activity layer for a warned target: whom the warning names, and its line. */
+      identity?: string;
+      line?: number;
+    }
   | {
       state: 'rejected';
       code: string;
