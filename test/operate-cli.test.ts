@@ -213,7 +213,10 @@ it('runs every temporal command of docs/operate.md verbatim against a real sync,
       expect(said).toContain('"taken":');
       expect(said).toContain('"t5"');
     }
-    if (command.includes('schedule list')) expect(said).toContain(scheduleId);
+    if (command.includes('schedule list')) {
+      expect(said).toContain(scheduleId);
+      expect(said).toContain('catalog-sync: octogen sync of file'); // the note names provider and source
+    }
     if (command.includes('schedule describe')) expect(said).toContain('catalog-sync: octogen sync of file');
   }
   expect(seen.some((c) => c.includes('--name finish'))).toBe(true);
