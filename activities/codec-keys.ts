@@ -1,6 +1,6 @@
 /**
  * The codec keys (CATALOG_SYNC_CODEC_KEYS), parsed once for every Node-side user: the payload
- * codec (client/codec.ts) and the spool, whose lines are sealed with the same current key.
+ * codec (temporal/codec.ts) and the spool, whose lines are sealed with the same current key.
  *
  *   CATALOG_SYNC_CODEC_KEYS="k2:<base64 32 bytes>,k1:<base64 32 bytes>"   (the first is current)
  */

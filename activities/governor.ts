@@ -11,12 +11,14 @@ import {
   governorProbeUpdate,
   governorReportUpdate,
   governorStatusQuery,
+  GOVERNOR_WORKFLOW_TYPE,
   governorWorkflowId,
+  initialGovernorState,
+  type GovernorWorkflow,
   type GovernorAdvice,
   type GovernorReport,
   type GovernorStatus,
 } from '../contracts/governor.ts';
-import { initialGovernorState, type governorWorkflow } from '../workflows/governor.ts';
 
 export type { GovernorAdvice, GovernorReport, GovernorStatus } from '../contracts/governor.ts';
 
@@ -78,7 +80,7 @@ export function createGovernor(opts: GovernorOptions): Governor {
   const within = <T>(fn: () => Promise<T>): Promise<T> =>
     opts.client.withDeadline(new Date(Date.now() + timeoutMs), fn);
   const startOp = (a: GovernorAccount) =>
-    new WithStartWorkflowOperation<typeof governorWorkflow>('governorWorkflow', {
+    new WithStartWorkflowOperation<GovernorWorkflow>(GOVERNOR_WORKFLOW_TYPE, {
       workflowId: id(a),
       taskQueue: opts.taskQueue,
       args: [initialGovernorState(a.provider)],

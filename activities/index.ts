@@ -24,7 +24,7 @@ import { SOURCE_URLS_VAR, judgeSourceUrl, shownUrl, sourceDispatcher } from './s
 import { opener, releaseSpool } from './spool.ts';
 import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
 import { providerAdapter, providerNames } from './providers/index.ts';
-import { createLaneActivity } from './lane.ts';
+import { createLaneActivity, type CallCap } from './lane.ts';
 import { answerWithinBudget } from './answer-budget.ts';
 
 export { answerWithinBudget } from './answer-budget.ts';
@@ -101,12 +101,6 @@ export interface SendBatchInput {
   /** The slice the batch belongs to, when the sync fans out: named in heartbeat details. */
   slice?: number;
   targets: BatchRef;
-}
-
-/** At most `maxCalls` provider calls for one batch (a budgeted provider: one); `onCall` counts them. */
-export interface CallCap {
-  maxCalls?: number;
-  onCall?: () => void;
 }
 
 /** Echoes of targets in results stay small: history carries cursors and counts, not catalogs. */

@@ -24,8 +24,13 @@ import {
 } from '../contracts/index.ts';
 import { boundedIdentity, planTargets } from './plan.ts';
 import { answerWithinBudget } from './answer-budget.ts';
-import type { CallCap } from './index.ts';
 import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
+
+/** At most `maxCalls` provider calls for one batch (a budgeted provider: one); `onCall` counts them. */
+export interface CallCap {
+  maxCalls?: number;
+  onCall?: () => void;
+}
 
 const HEARTBEAT_EVERY_MS = 1_000;
 /**

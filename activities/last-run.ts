@@ -8,7 +8,7 @@ import {
   type Client,
   type ScheduleExecutionResult,
 } from '@temporalio/client';
-import type { ScheduledSyncResult, scheduledSyncWorkflow } from '../workflows/scheduled.ts';
+import type { ScheduledSyncInput, ScheduledSyncResult } from '../contracts/scheduled.ts';
 
 export interface SuccessfulRun {
   workflowId: string;
@@ -33,7 +33,10 @@ export async function lastSuccessfulRun(
   const seen = new Set<string>();
   const completed = async (workflowId: string, runId: string): Promise<SuccessfulRun | undefined> => {
     seen.add(runId);
-    const handle = client.workflow.getHandle<typeof scheduledSyncWorkflow>(workflowId, runId);
+    const handle = client.workflow.getHandle<(input: ScheduledSyncInput) => Promise<ScheduledSyncResult>>(
+      workflowId,
+      runId,
+    );
     const result = await handle.result();
     return result?.cursor !== undefined ? { workflowId, runId, result } : undefined;
   };

@@ -1,4 +1,4 @@
-export * from './connection.ts';
+export * from '../temporal/connection.ts';
 export * from './sync-client.ts';
 export * from '../contracts/index.ts';
 export * from './schedules.ts';

@@ -58,6 +58,20 @@ export interface ProbeAnswer {
   advice: GovernorAdvice;
 }
 
+/** A governor workflow's state before anything is learned (what a worker starts it with). */
+export const initialGovernorState = (provider: string): GovernorState => ({
+  provider,
+  okRecords: 0,
+  pausedUntil: 0,
+  oversizeAnswers: 0,
+  rateAnswers: 0,
+  rateStreak: 0,
+});
+
+/** The governor workflow's type name: workers start it by name (activities never import workflows). */
+export const GOVERNOR_WORKFLOW_TYPE = 'governorWorkflow';
+export type GovernorWorkflow = (start: GovernorState) => Promise<void>;
+
 export const governorStatusQuery = defineQuery<GovernorStatus>('status');
 export const governorReportUpdate = defineUpdate<GovernorAdvice, [GovernorReport]>('report');
 export const governorProbeUpdate = defineUpdate<ProbeAnswer, [{ holder: string }]>('probe');

@@ -3,7 +3,15 @@
  * only counted, every other one keeps an entry. Plain JSON: a run hands it to the next one on
  * continue-as-new (`SyncInput.carried`), under CARRY_BYTES.
  */
-import type { ProviderCall, RejectionOrigin, SliceRef, TargetState, Warning } from './sync.ts';
+import type {
+  ProviderCall,
+  RejectionOrigin,
+  SliceRef,
+  SyncOptions,
+  TargetSource,
+  TargetState,
+  Warning,
+} from './sync.ts';
 import type { RefusedItem } from './resubmission.ts';
 
 export interface Entry {
@@ -46,6 +54,15 @@ export interface Ledger {
   /** Provider calls and refused items not kept (past CALLS_KEPT / REFUSED_KEPT): counted, never silently dropped. */
   omittedCalls?: number;
   omittedRefused?: number;
+}
+
+/** The sync workflow's input: the request as the client normalised it (no secrets, ever). */
+export interface SyncInput {
+  provider: string;
+  source: TargetSource;
+  options?: SyncOptions;
+  /** Set only by continue-as-new: where the previous run left off (under CARRY_BYTES). */
+  carried?: Carried;
 }
 
 /** What a sync run hands to the next one on continue-as-new: cursors and counts, never the source. */

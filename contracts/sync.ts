@@ -3,7 +3,6 @@
  * activities agree on. Free of Node-only imports: the workflow bundle takes this module.
  */
 import { z } from 'zod';
-import type { Carried } from './ledger.ts';
 import { PRIORITY_KEYS, PRIORITY_KEY_MESSAGE } from './priority.ts';
 import type { RefusedItem } from './resubmission.ts';
 
@@ -219,15 +218,6 @@ export function toRanges(seqs: number[]): [number, number][] {
     else out.push([seq, seq + 1]);
   }
   return out;
-}
-
-/** The workflow's input: the request as the client normalised it (no secrets, ever). */
-export interface SyncInput {
-  provider: string;
-  source: TargetSource;
-  options?: SyncOptions;
-  /** Set only by continue-as-new: where the previous run left off (under CARRY_BYTES). */
-  carried?: Carried;
 }
 
 /** Every target ends in exactly one of the final states; `pending` only while the sync runs. */

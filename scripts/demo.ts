@@ -11,9 +11,9 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { consoleLogger } from '../worker/telemetry.ts';
 import { awaitFirstPass, awaitReport, finish, getStatus, resubmit, startSync } from '../client/sync-client.ts';
-import { workflowUiLink } from '../client/connection.ts';
-import { formatReport, formatResubmission } from '../client/format.ts';
-import { readTargetsFile } from '../client/targets-file.ts';
+import { workflowUiLink } from '../temporal/connection.ts';
+import { formatReport, formatResubmission } from '../cli/format.ts';
+import { readTargetsFile } from '../cli/targets-file.ts';
 import type { ResubmissionItem } from '../contracts/index.ts';
 import {
   DEMO_INSIDER_PARTNER,

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { z } from 'zod';
-import { listenOnLoopback } from '../client/loopback.ts';
+import { listenOnLoopback } from '../temporal/loopback.ts';
 import { describeFault, FaultInjector, parseFaultControl, type Fault, type RecordedRequest } from './faults.ts';
 
 export interface Reply {

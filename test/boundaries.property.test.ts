@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { describeIssues, planTargets } from '../activities/plan.ts';
 import { insider } from '../activities/providers/insider.ts';
 import { octogen } from '../activities/providers/octogen.ts';
-import { parseTargets, TargetsFileError } from '../client/targets-file.ts';
+import { parseTargets, TargetsFileError } from '../cli/targets-file.ts';
 import { ResubmissionSchema, SyncRequestSchema } from '../contracts/index.ts';
 
 /** Hostile values: huge strings, odd Unicode, prototype-pollution keys, deep nesting. */

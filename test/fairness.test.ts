@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
-import { buildHttpFront } from '../client/http-front.ts';
+import { buildHttpFront } from '../http/http-front.ts';
 import { awaitReport, checkSyncRequest, startSync } from '../client/index.ts';
 import { PRIORITY_KEY_MESSAGE, fairnessKeyOf } from '../contracts/index.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';

@@ -15,7 +15,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import fc from 'fast-check';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startHttpFront, type RunningHttpFront } from '../client/http-front.ts';
+import { startHttpFront, type RunningHttpFront } from '../http/http-front.ts';
 import {
   SyncRequestError,
   awaitFirstPass,

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startHttpFront, type RunningHttpFront } from '../client/http-front.ts';
+import { startHttpFront, type RunningHttpFront } from '../http/http-front.ts';
 import { projectRoot } from '../scripts/temporal-bin.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { connectTestEnv, makeWorker, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';

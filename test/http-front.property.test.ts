@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildHttpFront } from '../client/http-front.ts';
+import { buildHttpFront } from '../http/http-front.ts';
 import { connectTestEnv, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
 
 const TOKEN = 'property-token';

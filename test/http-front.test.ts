@@ -11,7 +11,7 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHttpFront, tokenChecker, type RunningHttpFront } from '../client/http-front.ts';
+import { startHttpFront, tokenChecker, type RunningHttpFront } from '../http/http-front.ts';
 import { SyncKeyConflictError, awaitReport, startSync, syncWorkflowId } from '../client/index.ts';
 import { MAX_ITEMS_PER_RESUBMISSION } from '../contracts/index.ts';
 import { countsAddUp, type SyncReport } from '../contracts/index.ts';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { errorBody, networkFailure, parseRetryAfter, statusFailure } from '../activities/failures.ts';
 import { planTargets } from '../activities/plan.ts';
 import { octogen } from '../activities/providers/octogen.ts';
-import { createProgress } from '../client/progress.ts';
+import { createProgress } from '../cli/progress.ts';
 import { FailureType, MAX_RESUBMITTED_PER_SYNC, type SyncReport } from '../contracts/index.ts';
 import { counts, newLedger, receive, settle } from '../workflows/ledger.ts';
 import { takeResubmission } from '../workflows/resubmission.ts';

@@ -4,7 +4,7 @@
  * show in the CLI text. Pure functions: no server.
  */
 import { describe, expect, it } from 'vitest';
-import { item } from '../client/format.ts';
+import { item } from '../cli/format.ts';
 import { nameReportItems } from '../client/item-names.ts';
 import { REPORT_BYTES, jsonBytes, type SyncReport } from '../contracts/index.ts';
 import { newLedger, receive, settle } from '../workflows/ledger.ts';

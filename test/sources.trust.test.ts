@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isInternalAddress, judgeSourceUrl } from '../activities/source-policy.ts';
 import { runningWorkflowIds } from '../activities/spool-sweeper.ts';
 import { spoolFileName, sweepSpool, writeSpool } from '../activities/spool.ts';
-import { startHttpFront, type RunningHttpFront } from '../client/http-front.ts';
+import { startHttpFront, type RunningHttpFront } from '../http/http-front.ts';
 import { awaitReport, startSync, syncWorkflowId, type SyncOutcome } from '../client/index.ts';
 import { countsAddUp, type SyncRequest } from '../contracts/index.ts';
 import { startNdjsonHost, type NdjsonHost } from '../simulators/ndjson-host.ts';

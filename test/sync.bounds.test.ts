@@ -20,8 +20,8 @@ import {
   resubmit,
   startSync,
 } from '../client/index.ts';
-import { formatReport, formatResubmission } from '../client/format.ts';
-import { buildHttpFront } from '../client/http-front.ts';
+import { formatReport, formatResubmission } from '../cli/format.ts';
+import { buildHttpFront } from '../http/http-front.ts';
 import {
   ANSWER_BYTES,
   MAX_ITEMS_PER_RESUBMISSION,

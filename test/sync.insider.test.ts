@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { formatReport } from '../client/format.ts';
+import { formatReport } from '../cli/format.ts';
 import { awaitFirstPass, awaitReport, finish, getStatus, listRejected, resubmit, startSync } from '../client/index.ts';
 import { FailureType, countsAddUp, type SyncReport } from '../contracts/index.ts';
 import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';

@@ -4,8 +4,8 @@
  */
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { installTelemetry, telemetrySettings } from './telemetry.ts';
-import { dataConverterFromEnv } from '../client/codec.ts';
-import { temporalSettings } from '../client/connection.ts';
+import { dataConverterFromEnv } from '../temporal/codec.ts';
+import { temporalSettings } from '../temporal/connection.ts';
 import { createSyncWorker, providerReadiness } from './worker.ts';
 
 export class WorkerConfigError extends Error {

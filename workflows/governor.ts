@@ -22,15 +22,6 @@ import {
 /** A run continues as new after this many updates (about 5 events each), so its history stays small. */
 const MAX_UPDATES = 400;
 
-export const initialGovernorState = (provider: string): GovernorState => ({
-  provider,
-  okRecords: 0,
-  pausedUntil: 0,
-  oversizeAnswers: 0,
-  rateAnswers: 0,
-  rateStreak: 0,
-});
-
 export function adviceOf(s: GovernorState): GovernorAdvice {
   return {
     okRecords: s.okRecords,

@@ -12,7 +12,7 @@ import {
   proxyActivities,
   workflowInfo,
 } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType, type Duration } from '@temporalio/common';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { FeedActivities } from '../activities/feed.ts';
 import {
   FailureType,
@@ -28,38 +28,9 @@ import {
 } from '../contracts/index.ts';
 import { syncWorkflow } from './sync.ts';
 
-/** Where a scheduled sync reads its targets: the same file or URL every run, or a change feed. */
-export type ScheduledSource = { kind: 'ref'; ref: TargetsRef } | { kind: 'feed'; url: string };
+import type { ScheduledSyncInput, ScheduledSyncResult } from '../contracts/scheduled.ts';
 
-/** How a run retries the change feed before it fails (and the next run tries again). */
-export interface FeedRetry {
-  attempts?: number;
-  initialInterval?: Duration;
-  maximumInterval?: Duration;
-}
-
-export interface ScheduledSyncInput {
-  provider: string;
-  source: ScheduledSource;
-  options?: SyncOptions;
-  /**
-   * The schedule that starts this workflow (set by createSyncSchedule). Without it the run reads
-   * the `TemporalScheduledById` search attribute the schedule sets.
-   */
-  scheduleId?: string;
-  feedRetry?: FeedRetry;
-}
-
-export interface ScheduledSyncResult {
-  /** The child sync's report; absent when the feed had no changes (nothing was synced). */
-  report?: SyncReport;
-  /** Feed only: the cursor the next run starts from, once this run has succeeded. */
-  cursor?: string;
-  /** Feed only: the cursor this run started from (absent: from the feed's beginning). */
-  since?: string;
-  /** Feed only: how many changed targets the feed gave. */
-  count?: number;
-}
+export type { FeedRetry, ScheduledSource, ScheduledSyncInput, ScheduledSyncResult } from '../contracts/scheduled.ts';
 
 /** Failure type names of a scheduled run (the sync's own are in contracts/errors.ts). */
 

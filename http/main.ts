@@ -5,8 +5,8 @@
  * stderr with a non-zero exit.
  */
 import { Client, Connection } from '@temporalio/client';
-import { dataConverterFromEnv } from './codec.ts';
-import { temporalSettings } from './connection.ts';
+import { dataConverterFromEnv } from '../temporal/codec.ts';
+import { temporalSettings } from '../temporal/connection.ts';
 import { startHttpFront } from './http-front.ts';
 
 class ConfigError extends Error {}

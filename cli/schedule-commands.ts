@@ -7,7 +7,7 @@ import { ScheduleNotFoundError } from '@temporalio/client';
 import { providerNames } from '../activities/providers/index.ts';
 import { DurationSchema, type SyncOptions } from '../contracts/index.ts';
 import { CliError, optionsFromFlags, withClient } from './cli-support.ts';
-import { temporalSettings, type TemporalSettings } from './connection.ts';
+import { temporalSettings, type TemporalSettings } from '../temporal/connection.ts';
 import {
   ScheduleRequestError,
   createSyncSchedule,
@@ -23,7 +23,7 @@ import {
   type SyncScheduleDescription,
   type SyncScheduleRequest,
   type SyncScheduleSummary,
-} from './schedules.ts';
+} from '../client/schedules.ts';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 

@@ -2,9 +2,9 @@
 import { Client, Connection } from '@temporalio/client';
 import { providerAdapter } from '../activities/providers/index.ts';
 import { PRIORITY_KEYS, SyncOptionsSchema, type SyncOptions } from '../contracts/index.ts';
-import { dataConverterFromEnv } from './codec.ts';
-import { temporalSettings, type TemporalSettings } from './connection.ts';
-import { quote } from './request-check.ts';
+import { dataConverterFromEnv } from '../temporal/codec.ts';
+import { temporalSettings, type TemporalSettings } from '../temporal/connection.ts';
+import { quote } from '../client/request-check.ts';
 
 /** An error the CLI explains in one line; anything else is reported by its message too. */
 export class CliError extends Error {

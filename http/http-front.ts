@@ -54,9 +54,9 @@ import {
   resubmit,
   startSync,
   syncWorkflowId,
-} from './sync-client.ts';
-import { refuseCallerSource } from './sources.ts';
-import { checkSyncRequest } from './request-check.ts';
+} from '../client/sync-client.ts';
+import { refuseCallerSource } from '../client/sources.ts';
+import { checkSyncRequest } from '../client/request-check.ts';
 
 export interface HttpFrontOptions {
   client: Client;

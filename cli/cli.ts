@@ -12,12 +12,12 @@ import {
   type Client,
 } from '@temporalio/client';
 import { CliError, optionsFromFlags, withClient } from './cli-support.ts';
-import { registerSearchAttributes } from './setup.ts';
+import { registerSearchAttributes } from '../client/setup.ts';
 import type { AnyProviderAdapter } from '../activities/providers/adapter.ts';
 import { providerAdapter, providerNames } from '../activities/providers/index.ts';
 import { ResubmissionItemSchema, type ResubmissionItem } from '../contracts/index.ts';
 import { runWorker } from '../worker/main.ts';
-import { workflowUiLink, type TemporalSettings } from './connection.ts';
+import { workflowUiLink, type TemporalSettings } from '../temporal/connection.ts';
 import { formatReport, formatResubmission } from './format.ts';
 import { scheduleCommand } from './schedule-commands.ts';
 import { createProgress } from './progress.ts';
@@ -31,10 +31,10 @@ import {
   resubmit,
   startSync,
   type SyncOutcome,
-} from './sync-client.ts';
+} from '../client/sync-client.ts';
 import { isLargeNdjson, readTargetsFile, scanNdjson, type FileTarget } from './targets-file.ts';
-import { checkSyncRequest, oneLine, quote, targetChecker } from './request-check.ts';
-import { temporalSettings } from './connection.ts';
+import { checkSyncRequest, oneLine, quote, targetChecker } from '../client/request-check.ts';
+import { temporalSettings } from '../temporal/connection.ts';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
