@@ -17,7 +17,13 @@ import { msToNumber } from '@temporalio/common/lib/time';
 import { z } from 'zod';
 import { lastSuccessfulRun, type SuccessfulRun } from '../activities/last-run.ts';
 import { providerAdapter, providerNames } from '../activities/providers/index.ts';
-import { SA_PROVIDER, SyncOptionsSchema, type SyncOptions } from '../contracts/index.ts';
+import {
+  DEFAULT_ALERT_AFTER_FAILED_RUNS,
+  MAX_ALERT_AFTER_FAILED_RUNS,
+  SA_PROVIDER,
+  SyncOptionsSchema,
+  type SyncOptions,
+} from '../contracts/index.ts';
 import type { FeedRetry, ScheduledSource, ScheduledSyncInput, scheduledSyncWorkflow } from '../workflows/scheduled.ts';
 
 /** A schedule request the client refuses before anything is created; the message names the field. */
@@ -64,6 +70,10 @@ export const ScheduleSourceSchema = z.union([
 ]);
 export type ScheduleSource = z.infer<typeof ScheduleSourceSchema>;
 
+const ALERT_AFTER_MESSAGE =
+  `alertAfterFailedRuns: a whole number of runs from 1 to ${MAX_ALERT_AFTER_FAILED_RUNS} ` +
+  `(default ${DEFAULT_ALERT_AFTER_FAILED_RUNS}), or 0 never to pause the schedule`;
+
 export const SyncScheduleRequestSchema = z
   .strictObject({
     id: ScheduleIdSchema,
@@ -80,6 +90,16 @@ export const SyncScheduleRequestSchema = z
     paused: z.boolean().optional(),
     note: z.string().max(1000).optional(),
     taskQueue: z.string().min(1),
+    /**
+     * Once this many runs in a row have failed (default 3), the schedule is paused with a note
+     * saying why and an alert is posted (docs/alerts.md); 0: never.
+     */
+    alertAfterFailedRuns: z
+      .number({ error: ALERT_AFTER_MESSAGE })
+      .int({ error: ALERT_AFTER_MESSAGE })
+      .min(0, { error: ALERT_AFTER_MESSAGE })
+      .max(MAX_ALERT_AFTER_FAILED_RUNS, { error: ALERT_AFTER_MESSAGE })
+      .optional(),
     /** Feed only: how a run retries the feed before it fails. */
     feedRetry: z
       .strictObject({
@@ -179,6 +199,7 @@ export async function createSyncSchedule(
     scheduleId: req.id,
     ...(req.options ? { options: req.options } : {}),
     ...(req.feedRetry ? { feedRetry: req.feedRetry as FeedRetry } : {}),
+    ...(req.alertAfterFailedRuns !== undefined ? { alertAfterFailedRuns: req.alertAfterFailedRuns } : {}),
   };
   const memo: ScheduleMemo = {
     provider: req.provider,

@@ -11,6 +11,7 @@ import { startSpoolSweeper } from '../activities/spool-sweeper.ts';
 import { spoolRetentionMs } from '../activities/spool.ts';
 import { sourceAllowlist } from '../activities/source-policy.ts';
 import { createFeedActivities } from '../activities/feed.ts';
+import { createAlertActivities } from '../activities/alerts.ts';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
 import { createGovernor } from '../activities/governor.ts';
 import { providers } from '../activities/providers/index.ts';
@@ -125,6 +126,8 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
           env: opts.activityDeps.env,
           ...(opts.activityDeps.dispatcher ? { dispatcher: opts.activityDeps.dispatcher } : {}),
         }),
+        // Alerts (docs/alerts.md): the webhook URL is read from this worker's environment only.
+        ...createAlertActivities({ env: opts.activityDeps.env }),
       },
       ...(opts.workflowBundlePath
         ? { workflowBundle: { codePath: opts.workflowBundlePath } }

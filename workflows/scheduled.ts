@@ -15,6 +15,7 @@ import {
 import { defineSearchAttributeKey, SearchAttributeType, type Duration } from '@temporalio/common';
 import type { FeedActivities } from '../activities/feed.ts';
 import {
+  DEFAULT_ALERT_AFTER_FAILED_RUNS,
   FailureType,
   ScheduledFailureType,
   type SyncOptions,
@@ -22,6 +23,7 @@ import {
   type TargetsRef,
 } from '../contracts/index.ts';
 import { syncWorkflow } from './sync.ts';
+import { pauseScheduleIfFailing } from './alerts.ts';
 
 /** Where a scheduled sync reads its targets: the same file or URL every run, or a change feed. */
 export type ScheduledSource = { kind: 'ref'; ref: TargetsRef } | { kind: 'feed'; url: string };
@@ -43,6 +45,11 @@ export interface ScheduledSyncInput {
    */
   scheduleId?: string;
   feedRetry?: FeedRetry;
+  /**
+   * The schedule is paused (with a note saying why) and an alert posted once this many runs in a
+   * row have failed, this one included (default 3; 0: never). See docs/alerts.md.
+   */
+  alertAfterFailedRuns?: number;
 }
 
 export interface ScheduledSyncResult {
@@ -69,6 +76,33 @@ export const DEFAULT_FEED_RETRY = { attempts: 5, initialInterval: '1s', maximumI
 const SCHEDULED_BY_ID = defineSearchAttributeKey('TemporalScheduledById', SearchAttributeType.KEYWORD);
 
 export async function scheduledSyncWorkflow(input: ScheduledSyncInput): Promise<ScheduledSyncResult> {
+  try {
+    return await runScheduledSync(input);
+  } catch (err) {
+    // Its schedule's last runs all failed: paused, with a note saying why, and an alert posted.
+    const scheduleId = scheduleIdOf(input);
+    if (scheduleId !== undefined) {
+      const { workflowId, firstExecutionRunId } = workflowInfo();
+      const report = err instanceof ApplicationFailure ? (err.details?.[0] as SyncReport | undefined) : undefined;
+      await pauseScheduleIfFailing({
+        scheduleId,
+        workflowId,
+        runId: firstExecutionRunId,
+        provider: input.provider,
+        failedRuns: input.alertAfterFailedRuns ?? DEFAULT_ALERT_AFTER_FAILED_RUNS,
+        error: err,
+        ...(report?.counts !== undefined ? { counts: report.counts } : {}),
+      });
+    }
+    throw err;
+  }
+}
+
+/** The schedule that started this run: named in the input, else the search attribute the schedule sets. */
+const scheduleIdOf = (input: ScheduledSyncInput): string | undefined =>
+  input.scheduleId ?? workflowInfo().typedSearchAttributes.get(SCHEDULED_BY_ID);
+
+async function runScheduledSync(input: ScheduledSyncInput): Promise<ScheduledSyncResult> {
   const { provider, source } = input;
   const options: SyncOptions = { ...SCHEDULED_SYNC_DEFAULTS, ...input.options };
   const childId = `${workflowInfo().workflowId}/sync`;
@@ -96,7 +130,7 @@ export async function scheduledSyncWorkflow(input: ScheduledSyncInput): Promise<
 
   if (source.kind === 'ref') return { report: await sync(source.ref) };
 
-  const scheduleId = input.scheduleId ?? workflowInfo().typedSearchAttributes.get(SCHEDULED_BY_ID);
+  const scheduleId = scheduleIdOf(input);
   if (scheduleId === undefined) {
     throw ApplicationFailure.create({
       type: FailureType.InvalidSyncRequest,
