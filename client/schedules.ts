@@ -71,7 +71,7 @@ export const ScheduleSourceSchema = z.union([
 export type ScheduleSource = z.infer<typeof ScheduleSourceSchema>;
 
 const ALERT_AFTER_MESSAGE =
-  `alertAfterFailedRuns: a whole number of runs from 1 to ${MAX_ALERT_AFTER_FAILED_RUNS} ` +
+  `alertAfterFailedRuns must be a whole number of runs from 1 to ${MAX_ALERT_AFTER_FAILED_RUNS} ` +
   `(default ${DEFAULT_ALERT_AFTER_FAILED_RUNS}), or 0 never to pause the schedule`;
 
 export const SyncScheduleRequestSchema = z
@@ -284,6 +284,8 @@ export interface SyncScheduleDescription extends SyncScheduleSummary {
   recentRuns: (ScheduledRun & { status?: string })[];
   /** Feed only: the cursor of the last successful run, where the next run starts. */
   lastCursor?: string;
+  /** Failed runs in a row after which the schedule is paused (docs/alerts.md); 0: never. */
+  alertAfterFailedRuns: number;
 }
 
 const toRun = (a: ScheduleExecutionResult): ScheduledRun => ({
@@ -369,6 +371,7 @@ export async function describeSyncSchedule(client: Client, scheduleId: string): 
     missedCatchupWindow: d.info.numActionsMissedCatchupWindow,
     running: d.info.runningActions.map((a) => a.workflow.workflowId),
     ...(last?.result.cursor !== undefined ? { lastCursor: last.result.cursor } : {}),
+    alertAfterFailedRuns: input?.alertAfterFailedRuns ?? DEFAULT_ALERT_AFTER_FAILED_RUNS,
   };
 }
 

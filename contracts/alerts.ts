@@ -17,8 +17,8 @@ export const DEFAULT_ALERT_AFTER_FAILED_RUNS = 3;
 /** At most this many: a schedule's description lists its last 10 runs. */
 export const MAX_ALERT_AFTER_FAILED_RUNS = 10;
 
-const COUNT_MESSAGE = 'alertThreshold.count: a whole number of targets, 0 or more (e.g. 10)';
-const PERCENT_MESSAGE = 'alertThreshold.percent: a share of the submitted targets from 0 to 100 (e.g. 5)';
+const COUNT_MESSAGE = 'alertThreshold.count must be a whole number of targets, 0 or more (e.g. 10)';
+const PERCENT_MESSAGE = 'alertThreshold.percent must be a share of the submitted targets from 0 to 100 (e.g. 5)';
 
 /**
  * When a closed sync alerts: rejected + failed above `count` targets, or above `percent` of the
@@ -34,7 +34,7 @@ export const AlertThresholdSchema = z
       .optional(),
   })
   .refine((t) => t.count !== undefined || t.percent !== undefined, {
-    message: 'alertThreshold: give count (targets) or percent (0-100), e.g. {"percent": 5}; leave it out for no alert',
+    message: 'alertThreshold needs count (targets) or percent (0-100), e.g. {"percent": 5}; leave it out for no alert',
   });
 export type AlertThreshold = z.infer<typeof AlertThresholdSchema>;
 

@@ -13,7 +13,13 @@ import type { ApplicationFailure } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { awaitReport, startSync } from '../client/index.ts';
-import { createSyncSchedule, deleteSyncSchedule, triggerSyncSchedule } from '../client/schedules.ts';
+import {
+  createSyncSchedule,
+  deleteSyncSchedule,
+  describeSyncSchedule,
+  triggerSyncSchedule,
+  validateSyncScheduleRequest,
+} from '../client/schedules.ts';
 import { SyncOptionsSchema, type AlertBody } from '../contracts/index.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { connectTestEnv, uniqueKey, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
@@ -118,13 +124,28 @@ const failureOf = (p: Promise<unknown>): Promise<unknown> =>
   );
 
 describe('alerts through the real server and a real webhook receiver', () => {
-  it('refuses a malformed alertThreshold with a message naming the field and the fix', () => {
+  it('refuses a malformed alertThreshold or alertAfterFailedRuns with a message naming the field and the fix', async () => {
     const bad = SyncOptionsSchema.safeParse({ alertThreshold: { percent: 150 } });
     expect(bad.success).toBe(false);
-    expect(bad.error?.issues[0]?.message).toMatch(/^alertThreshold\.percent: .* from 0 to 100/);
+    expect(bad.error?.issues[0]?.message).toMatch(/^alertThreshold\.percent must be .* from 0 to 100/);
     const empty = SyncOptionsSchema.safeParse({ alertThreshold: {} });
-    expect(empty.error?.issues[0]?.message).toMatch(/give count \(targets\) or percent/);
+    expect(empty.error?.issues[0]?.message).toMatch(/alertThreshold needs count \(targets\) or percent/);
     expect(SyncOptionsSchema.safeParse({ alertThreshold: { count: 0 } }).success).toBe(true);
+    // The library refuses it before anything starts.
+    await expect(
+      startSync(
+        t.client,
+        { provider: 'octogen', targets: [valid(0)], options: { alertThreshold: { percent: 150 } } },
+        'no-worker-needed',
+      ),
+    ).rejects.toThrow(/alertThreshold\.percent must be a share of the submitted targets from 0 to 100/);
+    const schedule = { id: 's', provider: 'octogen', every: '1h', source: { file: 'x.ndjson' }, taskQueue: 'q' };
+    expect(() => validateSyncScheduleRequest({ ...schedule, alertAfterFailedRuns: 11 })).toThrow(
+      'invalid schedule: alertAfterFailedRuns: alertAfterFailedRuns must be a whole number of runs from 1 to 10 (default 3), or 0 never to pause the schedule',
+    );
+    expect(validateSyncScheduleRequest({ ...schedule, options: { alertThreshold: { percent: 5 } } }).options).toEqual({
+      alertThreshold: { percent: 5 },
+    });
   });
 
   it('posts a sync_rejections alert for a sync above its threshold, and none for one under it', async () => {
@@ -218,6 +239,7 @@ describe('alerts through the real server and a real webhook receiver', () => {
       expect(r.failure).toBeInstanceOf(WorkflowFailedError);
       expect(((r.failure as WorkflowFailedError).cause as ApplicationFailure).type).toBe('ScheduledSyncFailed');
     }
+    expect((await describeSyncSchedule(t.client, id)).alertAfterFailedRuns).toBe(3);
     const d = await t.client.schedule.getHandle(id).describe();
     expect(d.state.paused).toBe(true);
     expect(d.state.note).toMatch(
