@@ -58,24 +58,28 @@ export function pauseNote(scheduleId: string, failedRuns: number, reason: string
   );
 }
 
-/** The webhook URL, checked; undefined when none is set. Never echoed: it is a secret. */
-function webhookUrl(env: NodeJS.ProcessEnv): URL | undefined {
+const MALFORMED = `${ALERT_WEBHOOK_VAR} is not an http(s) URL; fix it in the worker's environment (its value is not shown)`;
+
+/** The webhook URL; `none` when unset, `malformed` when set to something else than an http(s) URL. */
+function readWebhook(env: NodeJS.ProcessEnv): URL | 'none' | 'malformed' {
   const raw = env[ALERT_WEBHOOK_VAR]?.trim();
-  if (!raw) return undefined;
-  let url: URL | undefined;
+  if (!raw) return 'none';
   try {
-    url = new URL(raw);
+    const url = new URL(raw);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url : 'malformed';
   } catch {
-    url = undefined;
+    return 'malformed';
   }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw ApplicationFailure.create({
-      type: AlertFailureType.AlertWebhookMisconfigured,
-      nonRetryable: true,
-      message: `${ALERT_WEBHOOK_VAR} is not an http(s) URL; fix it in the worker's environment (its value is not shown)`,
-    });
-  }
-  return url;
+}
+
+/**
+ * Checks CATALOG_SYNC_ALERT_WEBHOOK_URL when the worker starts, so a malformed one stops it in one
+ * line (naming the variable, never its value) instead of failing every alert later.
+ */
+export function checkAlertWebhook(env: NodeJS.ProcessEnv): { configured: boolean } {
+  const url = readWebhook(env);
+  if (url === 'malformed') throw new Error(MALFORMED);
+  return { configured: url !== 'none' };
 }
 
 /** The workflow's page in the Temporal UI, when the worker knows the UI's address. */
@@ -102,8 +106,15 @@ export function createAlertActivities(deps: AlertActivityDeps) {
   return {
     /** Posts the alert as JSON (docs/alerts.md); `sent: false` when no webhook is configured. */
     async postAlert(input: AlertInput): Promise<{ sent: boolean }> {
-      const url = webhookUrl(deps.env);
-      if (url === undefined) return { sent: false };
+      const url = readWebhook(deps.env);
+      if (url === 'none') return { sent: false };
+      if (url === 'malformed') {
+        throw ApplicationFailure.create({
+          type: AlertFailureType.AlertWebhookMisconfigured,
+          nonRetryable: true,
+          message: MALFORMED,
+        });
+      }
       const link = uiUrl(deps.env, input.workflowId);
       const body: AlertBody = { text: alertText(input), ...input, ...(link !== undefined ? { uiUrl: link } : {}) };
       let status: number;

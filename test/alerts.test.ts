@@ -22,6 +22,7 @@ import {
 } from '../client/schedules.ts';
 import { SyncOptionsSchema, type AlertBody } from '../contracts/index.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
+import { createSyncWorker } from '../worker/worker.ts';
 import { connectTestEnv, uniqueKey, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
 
 const KEY = 'alerts-test-key';
@@ -131,6 +132,16 @@ describe('alerts through the real server and a real webhook receiver', () => {
     const empty = SyncOptionsSchema.safeParse({ alertThreshold: {} });
     expect(empty.error?.issues[0]?.message).toMatch(/alertThreshold needs count \(targets\) or percent/);
     expect(SyncOptionsSchema.safeParse({ alertThreshold: { count: 0 } }).success).toBe(true);
+    // A malformed webhook URL stops the worker at start, naming the variable and not the value.
+    const started = createSyncWorker({
+      connection: t.nativeConnection,
+      namespace: t.namespace,
+      taskQueue: uniqueKey('never-polled'),
+      activityDeps: { env: { CATALOG_SYNC_ALERT_WEBHOOK_URL: 'hooks.example/secret-path' } },
+    });
+    const refused = (await failureOf(started)) as Error;
+    expect(refused.message).toMatch(/^CATALOG_SYNC_ALERT_WEBHOOK_URL is not an http\(s\) URL/);
+    expect(refused.message).not.toContain('secret-path');
     // The library refuses it before anything starts.
     await expect(
       startSync(
