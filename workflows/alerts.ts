@@ -5,7 +5,7 @@
  * logged and never fails the sync or the run. Every alert activity is behind the
  * `catalog-sync-alerts` patch, so histories recorded before alerts existed replay unchanged.
  */
-import { ActivityFailure, isCancellation, log, patched, proxyActivities } from '@temporalio/workflow';
+import { ActivityFailure, TemporalFailure, isCancellation, log, patched, proxyActivities } from '@temporalio/workflow';
 import type { AlertActivities } from '../activities/alerts.ts';
 import {
   AlertFailureType,
@@ -94,7 +94,9 @@ export interface FailedScheduledRun {
  * failed, the schedule is paused with a note saying why, and a `schedule_paused` alert is posted.
  */
 export async function pauseScheduleIfFailing(run: FailedScheduledRun): Promise<void> {
-  if (run.failedRuns <= 0 || isCancellation(run.error) || !patched(ALERTS_PATCH)) return;
+  // Only a failure that fails the run: any other error fails the workflow task, which is retried.
+  const failsRun = run.error instanceof TemporalFailure && !isCancellation(run.error);
+  if (run.failedRuns <= 0 || !failsRun || !patched(ALERTS_PATCH)) return;
   let paused;
   try {
     paused = await pauseFailingSchedule({
