@@ -18,7 +18,15 @@ import { z } from 'zod';
 import { lastSuccessfulRun, type SuccessfulRun } from '../activities/last-run.ts';
 import { providerAdapter, providerNames } from '../activities/providers/index.ts';
 import { shownUrl } from '../activities/source-policy.ts';
-import { SA_KIND, SA_SCHEDULE, SyncOptionsSchema, type SyncOptions, type WorkflowKind } from '../contracts/index.ts';
+import {
+  DEFAULT_ALERT_AFTER_FAILED_RUNS,
+  MAX_ALERT_AFTER_FAILED_RUNS,
+  SA_KIND,
+  SA_SCHEDULE,
+  SyncOptionsSchema,
+  type SyncOptions,
+  type WorkflowKind,
+} from '../contracts/index.ts';
 import type { FeedRetry, ScheduledSource, ScheduledSyncInput, scheduledSyncWorkflow } from '../workflows/scheduled.ts';
 
 /** A schedule request the client refuses before anything is created; the message names the field. */
@@ -65,6 +73,10 @@ export const ScheduleSourceSchema = z.union([
 ]);
 export type ScheduleSource = z.infer<typeof ScheduleSourceSchema>;
 
+const ALERT_AFTER_MESSAGE =
+  `alertAfterFailedRuns must be a whole number of runs from 1 to ${MAX_ALERT_AFTER_FAILED_RUNS} ` +
+  `(default ${DEFAULT_ALERT_AFTER_FAILED_RUNS}), or 0 never to pause the schedule`;
+
 export const SyncScheduleRequestSchema = z
   .strictObject({
     id: ScheduleIdSchema,
@@ -81,6 +93,16 @@ export const SyncScheduleRequestSchema = z
     paused: z.boolean().optional(),
     note: z.string().max(1000).optional(),
     taskQueue: z.string().min(1),
+    /**
+     * Once this many runs in a row have failed (default 3), the schedule is paused with a note
+     * saying why and an alert is posted (docs/alerts.md); 0: never.
+     */
+    alertAfterFailedRuns: z
+      .number({ error: ALERT_AFTER_MESSAGE })
+      .int({ error: ALERT_AFTER_MESSAGE })
+      .min(0, { error: ALERT_AFTER_MESSAGE })
+      .max(MAX_ALERT_AFTER_FAILED_RUNS, { error: ALERT_AFTER_MESSAGE })
+      .optional(),
     /** Feed only: how a run retries the feed before it fails. */
     feedRetry: z
       .strictObject({
@@ -192,6 +214,7 @@ export async function createSyncSchedule(
     scheduleId: req.id,
     ...(req.options ? { options: req.options } : {}),
     ...(req.feedRetry ? { feedRetry: req.feedRetry as FeedRetry } : {}),
+    ...(req.alertAfterFailedRuns !== undefined ? { alertAfterFailedRuns: req.alertAfterFailedRuns } : {}),
   };
   const memo: ScheduleMemo = {
     provider: req.provider,
@@ -286,6 +309,8 @@ export interface SyncScheduleDescription extends SyncScheduleSummary {
   recentRuns: (ScheduledRun & { status?: string })[];
   /** Feed only: the cursor of the last successful run, where the next run starts. */
   lastCursor?: string;
+  /** Failed runs in a row after which the schedule is paused (docs/alerts.md); 0: never. */
+  alertAfterFailedRuns: number;
 }
 
 const toRun = (a: ScheduleExecutionResult): ScheduledRun => ({
@@ -371,6 +396,7 @@ export async function describeSyncSchedule(client: Client, scheduleId: string): 
     missedCatchupWindow: d.info.numActionsMissedCatchupWindow,
     running: d.info.runningActions.map((a) => a.workflow.workflowId),
     ...(last?.result.cursor !== undefined ? { lastCursor: last.result.cursor } : {}),
+    alertAfterFailedRuns: input?.alertAfterFailedRuns ?? DEFAULT_ALERT_AFTER_FAILED_RUNS,
   };
 }
 

@@ -7,3 +7,4 @@ export * from './ledger.ts';
 export * from './priority.ts';
 export * from './lane.ts';
 export * from './pages.ts';
+export * from './alerts.ts';

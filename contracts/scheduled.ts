@@ -25,6 +25,11 @@ export interface ScheduledSyncInput {
    */
   scheduleId?: string;
   feedRetry?: FeedRetry;
+  /**
+   * The schedule is paused (with a note saying why) and an alert posted once this many runs in a
+   * row have failed, this one included (default 3; 0: never). See docs/alerts.md.
+   */
+  alertAfterFailedRuns?: number;
 }
 
 export interface ScheduledSyncResult {

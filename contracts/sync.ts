@@ -3,6 +3,7 @@
  * activities agree on. Free of Node-only imports: the workflow bundle takes this module.
  */
 import { z } from 'zod';
+import { AlertThresholdSchema } from './alerts.ts';
 import { PRIORITY_KEYS, PRIORITY_KEY_MESSAGE } from './priority.ts';
 import type { RefusedItem } from './resubmission.ts';
 
@@ -92,6 +93,8 @@ export const SyncOptionsSchema = z
       .min(PRIORITY_KEYS.min, { error: PRIORITY_KEY_MESSAGE })
       .max(PRIORITY_KEYS.max, { error: PRIORITY_KEY_MESSAGE })
       .optional(),
+    /** Alert (CATALOG_SYNC_ALERT_WEBHOOK_URL) when the closed sync's rejected + failed are above it (docs/alerts.md). */
+    alertThreshold: AlertThresholdSchema.optional(),
   })
   .strict()
   .superRefine((o, ctx) => {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { ScheduleNotFoundError, WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, type ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createAlertActivities } from '../activities/alerts.ts';
 import { createFeedActivities } from '../activities/feed.ts';
 import { createActivities } from '../activities/index.ts';
 import {
@@ -68,6 +69,7 @@ beforeAll(async () => {
         scanSource: activities.scanSource,
         // No client given: the activities use the worker's own (Context.current().client).
         ...createFeedActivities({ env }),
+        ...createAlertActivities({ env }),
       },
     },
   });

@@ -11,6 +11,7 @@ import { startSpoolSweeper } from '../activities/spool-sweeper.ts';
 import { spoolRetentionMs } from '../activities/spool.ts';
 import { sourceAllowlist } from '../activities/source-policy.ts';
 import { createFeedActivities } from '../activities/feed.ts';
+import { checkAlertWebhook, createAlertActivities } from '../activities/alerts.ts';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
 import { createGovernor } from '../activities/governor.ts';
 import { providers } from '../activities/providers/index.ts';
@@ -89,9 +90,11 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
     taskQueue: opts.taskQueue,
   };
   const activities = createActivities({ ...opts.activityDeps, governor });
-  // A malformed CATALOG_SYNC_SPOOL_RETENTION or CATALOG_SYNC_SOURCE_URLS stops the worker here, in one line.
+  // A malformed CATALOG_SYNC_SPOOL_RETENTION, CATALOG_SYNC_SOURCE_URLS or CATALOG_SYNC_ALERT_WEBHOOK_URL
+  // stops the worker here, in one line.
   spoolRetentionMs(opts.activityDeps.env);
   sourceAllowlist(opts.activityDeps.env);
+  checkAlertWebhook(opts.activityDeps.env);
   /** While the workers run, old spooled files of closed syncs are swept (activities/spool.ts). */
   const sweeping = async <T>(run: () => Promise<T>): Promise<T> => {
     const sweeper = startSpoolSweeper({
@@ -125,6 +128,8 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
           env: opts.activityDeps.env,
           ...(opts.activityDeps.dispatcher ? { dispatcher: opts.activityDeps.dispatcher } : {}),
         }),
+        // Alerts (docs/alerts.md): the webhook URL is read from this worker's environment only.
+        ...createAlertActivities({ env: opts.activityDeps.env }),
       },
       ...(opts.workflowBundlePath
         ? { workflowBundle: { codePath: opts.workflowBundlePath } }

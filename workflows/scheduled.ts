@@ -15,6 +15,7 @@ import {
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { FeedActivities } from '../activities/feed.ts';
 import {
+  DEFAULT_ALERT_AFTER_FAILED_RUNS,
   FailureType,
   SA_KIND,
   SA_PHASE,
@@ -27,6 +28,7 @@ import {
   type TargetsRef,
 } from '../contracts/index.ts';
 import { syncWorkflow } from './sync.ts';
+import { pauseScheduleIfFailing } from './alerts.ts';
 
 import type { ScheduledSyncInput, ScheduledSyncResult } from '../contracts/scheduled.ts';
 
@@ -62,11 +64,38 @@ function syncAttributes(provider: string, scheduleId: string | undefined) {
 }
 
 export async function scheduledSyncWorkflow(input: ScheduledSyncInput): Promise<ScheduledSyncResult> {
+  try {
+    return await runScheduledSync(input);
+  } catch (err) {
+    // Its schedule's last runs all failed: paused, with a note saying why, and an alert posted.
+    const scheduleId = scheduleIdOf(input);
+    if (scheduleId !== undefined) {
+      const { workflowId, firstExecutionRunId } = workflowInfo();
+      const report = err instanceof ApplicationFailure ? (err.details?.[0] as SyncReport | undefined) : undefined;
+      await pauseScheduleIfFailing({
+        scheduleId,
+        workflowId,
+        runId: firstExecutionRunId,
+        provider: input.provider,
+        failedRuns: input.alertAfterFailedRuns ?? DEFAULT_ALERT_AFTER_FAILED_RUNS,
+        error: err,
+        ...(report?.counts !== undefined ? { counts: report.counts } : {}),
+      });
+    }
+    throw err;
+  }
+}
+
+/** The schedule that started this run: named in the input, else the search attribute the schedule sets. */
+const scheduleIdOf = (input: ScheduledSyncInput): string | undefined =>
+  input.scheduleId ?? workflowInfo().typedSearchAttributes.get(SCHEDULED_BY_ID);
+
+async function runScheduledSync(input: ScheduledSyncInput): Promise<ScheduledSyncResult> {
   const { provider, source } = input;
   const options: SyncOptions = { ...SCHEDULED_SYNC_DEFAULTS, ...input.options };
   const childId = `${workflowInfo().workflowId}/sync`;
 
-  const scheduleId = input.scheduleId ?? workflowInfo().typedSearchAttributes.get(SCHEDULED_BY_ID);
+  const scheduleId = scheduleIdOf(input);
   const sync = async (ref: TargetsRef): Promise<SyncReport> => {
     try {
       return await executeChild(syncWorkflow, {

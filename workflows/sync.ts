@@ -78,6 +78,7 @@ import { createSender } from './sender.ts';
 import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
 import type { LaneShare } from './lanes.ts';
 import { releaseSpooledSource } from './release.ts';
+import { alertClosedSync } from './alerts.ts';
 
 /** Bytes of entries and warnings a sync keeps itself; past this, a slice's stay in its own workflow. */
 const INLINE_BYTES = 128 * 1024;
@@ -515,6 +516,14 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
     ...counts(ledger),
   });
   await releaseSpooledSource(source); // a spooled source is the sync's own: gone once it closes
+  // Aborted, or over its alert threshold: the webhook hears of it (an alert never fails the sync).
+  await alertClosedSync({
+    workflowId: workflowInfo().workflowId,
+    provider,
+    counts: counts(ledger),
+    ...(parsedOptions.data.alertThreshold !== undefined ? { threshold: parsedOptions.data.alertThreshold } : {}),
+    ...(abortReason !== undefined ? { abortReason } : {}),
+  });
 
   if (abortReason !== undefined) {
     closedReason = 'aborted';
