@@ -31,7 +31,7 @@ import {
   type TargetsRef,
 } from '../contracts/index.ts';
 import { addCalls, receive, settle, warningOf, type Ledger } from './ledger.ts';
-import { createSender, providerCallPriority } from './sender.ts';
+import { createSender, providerCallPriority, type Sender } from './sender.ts';
 
 /** A lane's share of a slice's pages, [from, to) by index, and where in it the lane stands. */
 export interface LaneShare {
@@ -172,9 +172,9 @@ function laneRun(spec: LanesSpec, lane: number, share: LaneShare, pagesPerRun: n
   return { base, summary, input };
 }
 
-export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
-  const { ledger, options: opts, provider, pages } = spec;
-  const { sendLane } = proxyActivities<SyncActivities>({
+/** The lane activity: a run lasts a few seconds plus its call; a retry resumes from the last heartbeat. */
+function laneActivity(provider: string, opts: ResolvedOptions) {
+  return proxyActivities<SyncActivities>({
     taskQueue: providerTaskQueue(workflowInfo().taskQueue, provider),
     // A run lasts a few seconds plus its call; waits for an account's pause heartbeat too.
     startToCloseTimeout: '10 minutes',
@@ -186,103 +186,129 @@ export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
       maximumAttempts: opts.callAttempts,
       nonRetryableErrorTypes: [FailureType.InvalidSyncRequest, FailureType.ProviderNotConfigured],
     },
-  });
-  let batchNumber = 0;
-  let abortReason: string | undefined;
-  let outcomeBytes = 0;
-  let waiting = 0;
-  const rest: LaneShare[] = [];
-  // Transient rejections and too-large batches: re-sent or split a batch at a time, as for inline syncs.
-  const resender = createSender({
-    provider,
-    options: opts,
-    ledger,
-    ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
-    nextBatchNumber: () => (batchNumber += 1),
-    summary: (n, size) =>
-      `${provider} re-send ${n}${spec.label !== undefined ? ` of ${spec.label}` : ''}, ${size} targets`,
-    batchRef: (batch) => {
-      const page = pageOf(pages, batch[0] ?? 0) ?? pages[0];
-      return page
-        ? { kind: 'ref', ref: spec.ref, slice: page, seqs: toRanges(batch) }
-        : { kind: 'inline', targets: [] };
-    },
-  });
+  }).sendLane;
+}
 
-  const apply = (r: LaneResult) => {
-    recordOutcomes(ledger, r);
-    outcomeBytes += jsonBytes(r.outcomes) + jsonBytes(r.failures) + jsonBytes(r.transient);
-    const calls = r.calls.map((c) => ({ ...c, batch: (batchNumber += 1) }));
-    batchNumber += Math.max(0, r.callCount - r.calls.length);
-    addCalls(ledger, calls, r.callCount);
-    if (r.tooLarge.length > 0) {
-      for (const seq of r.tooLarge.flat()) receive(ledger, seq, 1);
-      resender.enqueue(r.tooLarge.flatMap((batch) => perPage(pages, batch)));
-    }
-    if (r.transient.length === 0) return;
-    const seqs = r.transient.map((t) => t.seq);
-    for (const t of r.transient) {
-      receive(ledger, t.seq, 1);
-      const e = ledger.entries[t.seq];
-      if (!e) continue;
-      e.resends = 1;
-      // Kept while re-sent: a re-send that fails as a whole still names its item and line.
-      if (t.identity !== undefined) e.identity = t.identity;
-      if (t.line !== undefined) e.line = t.line;
-    }
-    if (opts.transientResends === 0) {
-      for (const t of r.transient) settle(ledger, t.seq, 'failed', { code: t.code, message: t.message });
+/** What the lanes of one slice (part) share while they run. */
+interface Lanes {
+  spec: LanesSpec;
+  sendLane: ReturnType<typeof laneActivity>;
+  resender: Sender;
+  batchNumber: number;
+  abortReason: string | undefined;
+  outcomeBytes: number;
+  /** Re-sends waiting out their first interval. */
+  waiting: number;
+  /** Shares not finished when the part stopped: the next part goes on from them. */
+  rest: LaneShare[];
+}
+
+export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
+  const { ledger, options: opts, provider, pages } = spec;
+  const lanes: Lanes = {
+    spec,
+    sendLane: laneActivity(provider, opts),
+    // Transient rejections and too-large batches: re-sent or split a batch at a time, as for inline syncs.
+    resender: createSender({
+      provider,
+      options: opts,
+      ledger,
+      ...(spec.slice !== undefined ? { slice: spec.slice } : {}),
+      nextBatchNumber: () => (lanes.batchNumber += 1),
+      summary: (n, size) =>
+        `${provider} re-send ${n}${spec.label !== undefined ? ` of ${spec.label}` : ''}, ${size} targets`,
+      batchRef: (batch) => {
+        const page = pageOf(pages, batch[0] ?? 0) ?? pages[0];
+        return page
+          ? { kind: 'ref', ref: spec.ref, slice: page, seqs: toRanges(batch) }
+          : { kind: 'inline', targets: [] };
+      },
+    }),
+    batchNumber: 0,
+    abortReason: undefined,
+    outcomeBytes: 0,
+    waiting: 0,
+    rest: [],
+  };
+  await Promise.all(spec.shares.map((share, lane) => runLane(lanes, lane, share)));
+  await condition(() => lanes.waiting === 0 && lanes.resender.idle());
+  const outcome: LanesOutcome = { outcomeBytes: lanes.outcomeBytes };
+  const abort = lanes.abortReason ?? lanes.resender.abortReason();
+  if (abort !== undefined) outcome.abortReason = abort;
+  if (lanes.rest.length > 0 && abort === undefined) outcome.rest = lanes.rest;
+  return outcome;
+}
+
+/** One lane: runs of `sendLane` over its share until it is done, stopped, or the sync aborts. */
+async function runLane(lanes: Lanes, lane: number, start: LaneShare): Promise<void> {
+  const { spec, resender } = lanes;
+  const { ledger, pages } = spec;
+  const share: LaneShare = { ...start };
+  let headAttempts = 0;
+  let pagesPerRun = LANE_PAGES_PER_RUN;
+  for (;;) {
+    const reason = lanes.abortReason ?? resender.abortReason();
+    if (reason !== undefined) return failNotSent(ledger, pages, share, reason);
+    if (spec.stop(lanes.outcomeBytes)) {
+      lanes.rest.push(share);
       return;
     }
-    // The first re-send waits one initial interval, as for batches sent one by one.
-    waiting += 1;
-    void sleep(msToNumber(opts.callInitialInterval)).then(() => {
-      waiting -= 1;
-      resender.enqueue(perPage(pages, seqs));
-    });
-  };
-
-  const runLane = async (lane: number, start: LaneShare) => {
-    const share: LaneShare = { ...start };
-    let headAttempts = 0;
-    let pagesPerRun = LANE_PAGES_PER_RUN;
-    for (;;) {
-      const reason = abortReason ?? resender.abortReason();
-      if (reason !== undefined) return failNotSent(ledger, pages, share, reason);
-      if (spec.stop(outcomeBytes)) {
-        rest.push(share);
-        return;
-      }
-      const { base, summary, input } = laneRun(spec, lane, share, pagesPerRun, headAttempts);
-      let r: LaneResult;
-      try {
-        r = await sendLane.executeWithOptions({ summary }, [input]);
-      } catch (err) {
-        const cause = err instanceof ActivityFailure ? err.cause : err;
-        const message = cause instanceof Error ? cause.message : String(err);
-        const type = cause instanceof ApplicationFailure && cause.type ? cause.type : FailureType.SyncAborted;
-        abortReason ??= message;
-        return failNotSent(ledger, pages, share, `${type === FailureType.SyncAborted ? '' : `${type}: `}${message}`);
-      }
-      apply(r);
-      const page = base + r.cursor.page;
-      share.cursor = { page: page - share.from, done: r.cursor.done };
-      if (r.abort) {
-        abortReason ??= r.abort.message;
-        return failNotSent(ledger, pages, share, r.abort.message);
-      }
-      if (r.oneCallPerRun) pagesPerRun = 1;
-      if (page >= share.to) return;
-      headAttempts = r.retry?.headAttempts ?? 0;
-      if (r.retry) await sleep(r.retry.delayMs);
+    const { base, summary, input } = laneRun(spec, lane, share, pagesPerRun, headAttempts);
+    let r: LaneResult;
+    try {
+      r = await lanes.sendLane.executeWithOptions({ summary }, [input]);
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : err;
+      const message = cause instanceof Error ? cause.message : String(err);
+      const type = cause instanceof ApplicationFailure && cause.type ? cause.type : FailureType.SyncAborted;
+      lanes.abortReason ??= message;
+      return failNotSent(ledger, pages, share, `${type === FailureType.SyncAborted ? '' : `${type}: `}${message}`);
     }
-  };
+    applyLaneResult(lanes, r);
+    const page = base + r.cursor.page;
+    share.cursor = { page: page - share.from, done: r.cursor.done };
+    if (r.abort) {
+      lanes.abortReason ??= r.abort.message;
+      return failNotSent(ledger, pages, share, r.abort.message);
+    }
+    if (r.oneCallPerRun) pagesPerRun = 1;
+    if (page >= share.to) return;
+    headAttempts = r.retry?.headAttempts ?? 0;
+    if (r.retry) await sleep(r.retry.delayMs);
+  }
+}
 
-  await Promise.all(spec.shares.map((share, lane) => runLane(lane, share)));
-  await condition(() => waiting === 0 && resender.idle());
-  const outcome: LanesOutcome = { outcomeBytes };
-  const abort = abortReason ?? resender.abortReason();
-  if (abort !== undefined) outcome.abortReason = abort;
-  if (rest.length > 0 && abort === undefined) outcome.rest = rest;
-  return outcome;
+/** A lane run's outcomes into the ledger; its too-large batches and transient rejections to the re-sender. */
+function applyLaneResult(lanes: Lanes, r: LaneResult): void {
+  const { ledger, options: opts, pages } = lanes.spec;
+  recordOutcomes(ledger, r);
+  lanes.outcomeBytes += jsonBytes(r.outcomes) + jsonBytes(r.failures) + jsonBytes(r.transient);
+  const calls = r.calls.map((c) => ({ ...c, batch: (lanes.batchNumber += 1) }));
+  lanes.batchNumber += Math.max(0, r.callCount - r.calls.length);
+  addCalls(ledger, calls, r.callCount);
+  if (r.tooLarge.length > 0) {
+    for (const seq of r.tooLarge.flat()) receive(ledger, seq, 1);
+    lanes.resender.enqueue(r.tooLarge.flatMap((batch) => perPage(pages, batch)));
+  }
+  if (r.transient.length === 0) return;
+  const seqs = r.transient.map((t) => t.seq);
+  for (const t of r.transient) {
+    receive(ledger, t.seq, 1);
+    const e = ledger.entries[t.seq];
+    if (!e) continue;
+    e.resends = 1;
+    // Kept while re-sent: a re-send that fails as a whole still names its item and line.
+    if (t.identity !== undefined) e.identity = t.identity;
+    if (t.line !== undefined) e.line = t.line;
+  }
+  if (opts.transientResends === 0) {
+    for (const t of r.transient) settle(ledger, t.seq, 'failed', { code: t.code, message: t.message });
+    return;
+  }
+  // The first re-send waits one initial interval, as for batches sent one by one.
+  lanes.waiting += 1;
+  void sleep(msToNumber(opts.callInitialInterval)).then(() => {
+    lanes.waiting -= 1;
+    lanes.resender.enqueue(perPage(pages, seqs));
+  });
 }

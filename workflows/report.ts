@@ -125,6 +125,59 @@ export type ReportHead = Omit<
  * full while they fit; else without echoes and with messages cut short; else the first of them,
  * the rest named by this sync's own line in `rejectedElsewhere` (its `sliceEntries` query pages them).
  */
+type Listed = { rejected: boolean; view: Rejection | Failure };
+
+/** The ledger's superseded pairs, and its rejections and failures as the report lists them (echoes included). */
+function entryViews(ledger: Ledger): { superseded: { id: string; by: string }[]; full: Listed[] } {
+  const superseded: { id: string; by: string }[] = [];
+  const full: Listed[] = [];
+  for (const [seq, e] of Object.entries(ledger.entries)) {
+    if (e.state === 'superseded' && e.supersededBy !== undefined) {
+      superseded.push({ id: targetId(Number(seq)), by: targetId(e.supersededBy) });
+    } else if (e.state === 'rejected' || e.state === 'failed') {
+      const common = {
+        id: targetId(Number(seq)),
+        ...(e.identity !== undefined ? { identity: e.identity } : {}),
+        ...(e.line !== undefined ? { line: e.line } : {}),
+        target: e.target,
+      };
+      full.push(
+        e.state === 'rejected'
+          ? {
+              rejected: true,
+              view: { ...common, code: e.code ?? 'rejected', message: e.message ?? '', origin: e.origin ?? 'provider' },
+            }
+          : { rejected: false, view: { ...common, code: e.code ?? 'failed', message: e.message ?? '' } },
+      );
+    }
+  }
+  return { superseded, full };
+}
+
+/**
+ * Rejections and failures within `budget` bytes: full while they fit; else without echoes and
+ * with messages cut short; else the first that fit. Counts the echoes dropped in `omitted`.
+ */
+function fitEntries(full: Listed[], budget: number, omitted: ReportOmissions): Listed[] {
+  const sizes = full.map((x) => jsonBytes(x.view) + 1);
+  if (sizes.reduce((a, b) => a + b, 2) <= budget) return full;
+  const compact = full.map(({ rejected, view }) => {
+    const { target, ...rest } = view;
+    void target;
+    return { rejected, view: { ...rest, message: clipText(rest.message, MESSAGE_CHARS) } as Rejection | Failure };
+  });
+  const kept = fitPrefix(
+    compact.map((x) => x.view),
+    budget,
+  ).kept.length;
+  const listed = compact.slice(0, kept);
+  // Counted for the entries the report lists: an echo dropped or a message cut short.
+  omitted.echoes = listed.filter(
+    (x, i) => full[i]?.view.target !== undefined || x.view.message !== full[i]?.view.message,
+  ).length;
+  return listed;
+}
+
 export function buildReport(head: ReportHead, ledger: Ledger): SyncReport {
   const omitted: ReportOmissions = {
     rejected: 0,
@@ -145,71 +198,17 @@ export function buildReport(head: ReportHead, ledger: Ledger): SyncReport {
     LIST_BYTES.warnings,
   );
   omitted.warnings = ledger.warnings.length - warnings.kept.length;
-
-  const superseded: { id: string; by: string }[] = [];
-  const full: { rejected: boolean; view: Rejection | Failure }[] = [];
-  for (const [seq, e] of Object.entries(ledger.entries)) {
-    if (e.state === 'superseded' && e.supersededBy !== undefined) {
-      superseded.push({ id: targetId(Number(seq)), by: targetId(e.supersededBy) });
-    } else if (e.state === 'rejected' || e.state === 'failed') {
-      const common = {
-        id: targetId(Number(seq)),
-        ...(e.identity !== undefined ? { identity: e.identity } : {}),
-        ...(e.line !== undefined ? { line: e.line } : {}),
-        target: e.target,
-      };
-      full.push(
-        e.state === 'rejected'
-          ? {
-              rejected: true,
-              view: {
-                ...common,
-                code: e.code ?? 'rejected',
-                message: e.message ?? '',
-                origin: e.origin ?? 'provider',
-              },
-            }
-          : { rejected: false, view: { ...common, code: e.code ?? 'failed', message: e.message ?? '' } },
-      );
-    }
-  }
+  const { superseded, full } = entryViews(ledger);
   const supersededFit = fitPrefix(superseded, LIST_BYTES.superseded);
   omitted.superseded = superseded.length - supersededFit.kept.length;
-
   const elsewhereAll = ledger.elsewhere.flatMap((x) =>
     x.workflowId ? [{ workflowId: x.workflowId, count: x.rejected + x.failed, warnings: x.warnings ?? 0 }] : [],
   );
   const elsewhere = fitPrefix(elsewhereAll, LIST_BYTES.elsewhere);
   omitted.rejectedElsewhere = elsewhereAll.length - elsewhere.kept.length;
 
-  const budget =
-    REPORT_BYTES -
-    OVERHEAD_BYTES -
-    jsonBytes(head) -
-    calls.bytes -
-    refused.bytes -
-    warnings.bytes -
-    supersededFit.bytes -
-    elsewhere.bytes;
-  // Full while it fits; else without echoes, messages cut short; else the first that fit.
-  const sizes = full.map((x) => jsonBytes(x.view) + 1);
-  let listed = full;
-  if (sizes.reduce((a, b) => a + b, 2) > budget) {
-    const compact = full.map(({ rejected, view }) => {
-      const { target, ...rest } = view;
-      void target;
-      return { rejected, view: { ...rest, message: clipText(rest.message, MESSAGE_CHARS) } as Rejection | Failure };
-    });
-    const kept = fitPrefix(
-      compact.map((x) => x.view),
-      budget,
-    ).kept.length;
-    listed = compact.slice(0, kept);
-    // Counted for the entries the report lists: an echo dropped or a message cut short.
-    omitted.echoes = listed.filter(
-      (x, i) => full[i]?.view.target !== undefined || x.view.message !== full[i]?.view.message,
-    ).length;
-  }
+  const lists = calls.bytes + refused.bytes + warnings.bytes + supersededFit.bytes + elsewhere.bytes;
+  const listed = fitEntries(full, REPORT_BYTES - OVERHEAD_BYTES - jsonBytes(head) - lists, omitted);
   const rejected = listed.filter((x) => x.rejected).map((x) => x.view as Rejection);
   const failed = listed.filter((x) => !x.rejected).map((x) => x.view as Failure);
   const allRejected = full.filter((x) => x.rejected).length;

@@ -13,12 +13,13 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { SyncActivities } from '../activities/index.ts';
+import type { SlicePlan, SyncActivities } from '../activities/index.ts';
 import {
   FailureType,
   NON_RETRYABLE_PROVIDER_FAILURES,
   resolveOptions,
   type ProviderCall,
+  type ResolvedOptions,
   type SliceRef,
   type SyncOptions,
   type TargetSource,
@@ -35,7 +36,7 @@ import {
 import { counts, newLedger, receive, settle, type Entry, type Ledger } from './ledger.ts';
 import { buildReport, pageEntries, pageWarnings } from './report.ts';
 import { PROGRESS_EVERY_MS, progressDetails, watchProgress } from './visibility.ts';
-import { createSender } from './sender.ts';
+import { createSender, type Sender } from './sender.ts';
 import { runLanes, splitShares, unsettled, type LaneShare } from './lanes.ts';
 
 export interface SliceInput {
@@ -84,29 +85,44 @@ export interface PartLimit {
 export async function runSlice(input: SliceInput, ledger: Ledger, part?: PartLimit): Promise<string | undefined> {
   const opts = resolveOptions(input.options ?? {});
   const { source, pages } = input;
-  if (source.kind === 'ref') {
-    // By reference: lanes, each keeping one call in flight (workflows/lanes.ts).
-    const out = await runLanes({
-      provider: input.provider,
-      ref: source.ref,
-      pages,
-      options: opts,
-      ledger,
-      shares: input.shares ?? splitShares(pages.length, opts.concurrency),
-      ...(input.index !== undefined ? { slice: input.index } : {}),
-      ...(input.label !== undefined ? { label: input.label } : {}),
-      stop: part?.stop ?? (() => false),
-    });
-    if (part && out.rest) part.rest = out.rest;
-    return out.abortReason;
-  }
+  if (source.kind === 'inline') return sendInline(input, source.targets, opts, ledger);
+  // By reference: lanes, each keeping one call in flight (workflows/lanes.ts).
+  const out = await runLanes({
+    provider: input.provider,
+    ref: source.ref,
+    pages,
+    options: opts,
+    ledger,
+    shares: input.shares ?? splitShares(pages.length, opts.concurrency),
+    ...(input.index !== undefined ? { slice: input.index } : {}),
+    ...(input.label !== undefined ? { label: input.label } : {}),
+    stop: part?.stop ?? (() => false),
+  });
+  if (part && out.rest) part.rest = out.rest;
+  return out.abortReason;
+}
+
+/** Pages never sent after an abort still count, as failed, so the counts add up. */
+function failPages(ledger: Ledger, pages: SliceRef[], code: string, message: string, received = false): void {
+  pages.forEach((p, i) => {
+    if (!(received && i === 0)) receive(ledger, p.firstSeq, p.count);
+    for (let n = 0; n < p.count; n += 1) settle(ledger, p.firstSeq + n, 'failed', { code, message });
+  });
+}
+
+/** An inline slice: each page planned while the previous one's batches are already being sent. */
+async function sendInline(
+  input: SliceInput,
+  targets: unknown[],
+  opts: ResolvedOptions,
+  ledger: Ledger,
+): Promise<string | undefined> {
+  const { pages } = input;
   const { planSlice } = proxyLocalActivities<SyncActivities>({
     startToCloseTimeout: '2 minutes',
     retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES },
   });
   const base = pages[0]?.start ?? 0;
-  // Inline from here on (a source by reference went in lanes, above).
-  const pageTargets = (page: SliceRef): unknown[] => source.targets.slice(page.start - base, page.end - base);
   let batchNumber = 0;
   let totalBatches = 0;
   let planned = 0;
@@ -119,21 +135,19 @@ export async function runSlice(input: SliceInput, ledger: Ledger, part?: PartLim
     summary: (n, size) =>
       `${input.provider} batch ${n}/${totalBatches}${planned < pages.length ? '+' : ''}` +
       `${input.label !== undefined ? ` of ${input.label}` : ''}, ${size} targets`,
-    // Inline targets are sent from the ledger (a source by reference goes in lanes, above).
+    // Inline targets are sent from the ledger.
     batchRef: (batch) => ({ kind: 'inline', targets: batch.map((s) => ledger.entries[s]?.target) }),
   });
-  // Each page is planned while the previous one's batches are already being sent.
   for (const page of pages) {
     if (sender.abortReason() !== undefined) break;
     planned += 1;
-    const targets = pageTargets(page);
-    receive(ledger, page.firstSeq, targets);
-    const seqs = Array.from({ length: page.count }, (_, i) => page.firstSeq + i);
+    const pageTargets = targets.slice(page.start - base, page.end - base);
+    receive(ledger, page.firstSeq, pageTargets);
     let plan;
     try {
       plan = await planSlice({
         provider: input.provider,
-        source: { kind: 'inline', targets },
+        source: { kind: 'inline', targets: pageTargets },
         slice: page,
         ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
       });
@@ -141,44 +155,35 @@ export async function runSlice(input: SliceInput, ledger: Ledger, part?: PartLim
       const cause = err instanceof ActivityFailure ? err.cause : err;
       const message = cause instanceof Error ? cause.message : String(err);
       const type = cause instanceof ApplicationFailure && cause.type ? cause.type : FailureType.SyncAborted;
-      for (const p of pages.slice(pages.indexOf(page))) {
-        if (p !== page) receive(ledger, p.firstSeq, p.count);
-        for (let i = 0; i < p.count; i += 1) {
-          settle(ledger, p.firstSeq + i, 'failed', { code: type, message: `not sent: ${message}` });
-        }
-      }
+      failPages(ledger, pages.slice(pages.indexOf(page)), type, `not sent: ${message}`, true);
       await condition(sender.idle);
       return message;
     }
-    for (const r of plan.rejections) {
-      settle(ledger, r.seq, 'rejected', {
-        code: r.code,
-        message: r.message,
-        origin: 'validation',
-        ...(r.identity !== undefined ? { identity: r.identity } : {}),
-        ...(r.target !== undefined ? { target: r.target } : {}),
-        ...(r.line !== undefined ? { line: r.line } : {}),
-      });
-    }
     totalBatches += plan.batches.length;
-    sender.enqueue(
-      plan.batches.map((ranges) =>
-        ranges.flatMap(([from, to]) => seqs.slice(from - page.firstSeq, to - page.firstSeq)),
-      ),
-    );
+    enqueuePlan(ledger, sender, page, plan);
   }
   await condition(sender.idle);
   const abort = sender.abortReason();
-  if (abort !== undefined) {
-    // Pages never planned after an abort still count, as failed, so the counts add up.
-    for (const page of pages.slice(planned)) {
-      receive(ledger, page.firstSeq, page.count);
-      for (let i = 0; i < page.count; i += 1) {
-        settle(ledger, page.firstSeq + i, 'failed', { code: FailureType.SyncAborted, message: `not sent: ${abort}` });
-      }
-    }
-  }
+  if (abort !== undefined) failPages(ledger, pages.slice(planned), FailureType.SyncAborted, `not sent: ${abort}`);
   return abort;
+}
+
+/** A planned page: its validation rejections into the ledger, its batches to the sender. */
+function enqueuePlan(ledger: Ledger, sender: Sender, page: SliceRef, plan: SlicePlan): void {
+  for (const r of plan.rejections) {
+    settle(ledger, r.seq, 'rejected', {
+      code: r.code,
+      message: r.message,
+      origin: 'validation',
+      ...(r.identity !== undefined ? { identity: r.identity } : {}),
+      ...(r.target !== undefined ? { target: r.target } : {}),
+      ...(r.line !== undefined ? { line: r.line } : {}),
+    });
+  }
+  const seqs = Array.from({ length: page.count }, (_, i) => page.firstSeq + i);
+  sender.enqueue(
+    plan.batches.map((ranges) => ranges.flatMap(([from, to]) => seqs.slice(from - page.firstSeq, to - page.firstSeq))),
+  );
 }
 
 /** Results stay well under Temporal's payload limits: entries past this stay here, paged by query. */
