@@ -18,7 +18,8 @@ import { providerAdapter, providerNames } from '../activities/providers/index.ts
 import { ResubmissionItemSchema, type ResubmissionItem } from '../contracts/index.ts';
 import { runWorker } from '../worker/main.ts';
 import { workflowUiLink, type TemporalSettings } from '../temporal/connection.ts';
-import { formatReport, formatResubmission } from './format.ts';
+import { formatDryRun, formatReport, formatResubmission } from './format.ts';
+import { dryRunSync } from '../client/dry-run.ts';
 import { scheduleCommand } from './schedule-commands.ts';
 import { createProgress } from './progress.ts';
 import {
@@ -142,6 +143,7 @@ export function buildCli(): Command {
     .option('--priority <1-5>', 'priority of the sync: 1 most urgent .. 5 least (default 3)')
     .option('--allow-invalid', 'start even when some targets are malformed; they are reported as rejected')
     .option('--wait', 'wait until the first pass has settled and print the report')
+    .option('--dry-run', 'validate and plan the batches, print what a real run would send; start nothing, call nothing')
     .option('--json', 'print JSON on stdout and nothing else')
     .action(
       async (o: {
@@ -153,6 +155,7 @@ export function buildCli(): Command {
         priority?: string;
         allowInvalid?: boolean;
         wait?: boolean;
+        dryRun?: boolean;
         json?: boolean;
       }) => {
         const adapter = providerAdapter(o.provider);
@@ -173,6 +176,21 @@ export function buildCli(): Command {
         }
         // A large NDJSON file goes by reference: checked line by line here, read by slice by the workers.
         const byReference = await isLargeNdjson(o.targets, INLINE_LIMIT_BYTES);
+        if (o.dryRun) {
+          // Read and planned here, as the worker would: nothing is started and no provider is called.
+          const request = {
+            provider: o.provider,
+            ...(byReference
+              ? { targetsRef: { file: path.resolve(o.targets) } }
+              : { targets: (await readTargetsFile(o.targets)).map((t) => t.value) }),
+            options,
+          };
+          const plan = await dryRunSync(request).catch((err: unknown) => {
+            throw err instanceof SyncRequestError ? new CliError(err.message) : err;
+          });
+          out(o.json ? JSON.stringify(plan) : formatDryRun(plan));
+          return;
+        }
         let targets: FileTarget[] = [];
         let checked: { targets: number; problems: string[]; problemCount: number; duplicate?: string };
         if (byReference) {

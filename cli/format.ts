@@ -1,5 +1,6 @@
 /** Human-readable reports for the CLI (the --json form prints the report as it is). */
-import type { ResubmissionAnswer, SyncReport } from '../contracts/index.ts';
+import { formatCount, type ResubmissionAnswer, type SyncReport } from '../contracts/index.ts';
+import type { DryRunPlan } from '../client/dry-run.ts';
 
 /** A target's echo on one line; an echo the report dropped (to stay under its budget) shows as "-". */
 const short = (v: unknown): string => {
@@ -98,5 +99,24 @@ export function formatResubmission(answer: ResubmissionAnswer): string {
   // Messages may be cut short (an answer stays under its byte budget); index and code never are.
   for (const t of answer.taken) lines.push(`  item ${t.index} -> ${t.id} supersedes ${t.supersedes}`);
   for (const r of answer.refused) lines.push(`  item ${r.index} refused: ${r.code}: ${r.message}`);
+  return lines.join('\n');
+}
+
+/** A dry run's plan as the CLI prints it: what a real run would send, and what it would reject. */
+export function formatDryRun(plan: DryRunPlan): string {
+  const n = formatCount;
+  const lines = [
+    `dry run (${plan.provider}): nothing was started and no provider was called`,
+    `  ${n(plan.targets)} targets: ${n(plan.wouldSend)} would be sent, ${n(plan.rejected)} rejected before sending`,
+    `  ${n(plan.calls)} provider calls, ${n(plan.bytes)} bytes of targets (largest call ${n(plan.largestCallBytes)})`,
+    `  limits: ${n(plan.limits.batchSize)} targets a call` +
+      (plan.limits.maxBytes !== undefined ? `, ${n(plan.limits.maxBytes)} bytes a call` : '') +
+      `; calls closed by the target limit ${n(plan.cutBy.targets)}, by the byte limit ${n(plan.cutBy.bytes)}, ` +
+      `by a page or catalog end ${n(plan.cutBy.pageOrGroupEnd)}`,
+  ];
+  for (const r of plan.rejections.slice(0, 20)) {
+    lines.push(`    ${r.id}${r.line !== undefined ? ` (line ${r.line})` : ''}  ${r.code}  ${r.message}`);
+  }
+  if (plan.rejected > 20) lines.push(`    ... and ${n(plan.rejected - 20)} more (--json lists the first 100)`);
   return lines.join('\n');
 }

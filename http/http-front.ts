@@ -32,6 +32,7 @@ import {
   SyncRequestSchema,
 } from '../contracts/index.ts';
 import {
+  DryRunPlanSchema,
   ErrorBodySchema,
   FinishAnswerSchema,
   HealthSchema,
@@ -56,6 +57,7 @@ import {
   syncWorkflowId,
 } from '../client/sync-client.ts';
 import { refuseCallerSource } from '../client/sources.ts';
+import { dryRunSync } from '../client/dry-run.ts';
 import { checkSyncRequest } from '../client/request-check.ts';
 
 export interface HttpFrontOptions {
@@ -587,6 +589,37 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
         return await getStatus(client, id);
       } catch (err) {
         throw fromTemporal(err, id);
+      }
+    },
+  );
+
+  api.post(
+    '/v1/dry-runs',
+    {
+      schema: {
+        summary: 'Plan a sync without starting it',
+        description:
+          'The same body as `startSync`. Validates the targets and plans the batches exactly as a sync would ' +
+          '(pages of 1,000 targets, the provider\u2019s documented limits, `options.batchSize`) and answers what a ' +
+          'real run would send: targets, rejections (the first 100), calls, bytes, and which limit closed each ' +
+          'call. Nothing is started and no provider is called (`providerCalls` is always 0). `targetsRef.url` ' +
+          'must be under the operator\u2019s allowlist; a file is refused as for `startSync`.',
+        operationId: 'dryRun',
+        body: SyncRequestSchema,
+        response: { 200: DryRunPlanSchema, ...errors(400, 401, 413, 415, 500) },
+      },
+    },
+    async (request) => {
+      try {
+        await refuseCallerSource(request.body.targetsRef);
+        return await dryRunSync(request.body);
+      } catch (err) {
+        if (!(err instanceof SyncRequestError)) throw err;
+        throw new HttpError(
+          400,
+          err.message.startsWith('provider:') ? 'unknown_provider' : 'invalid_request',
+          err.message,
+        );
       }
     },
   );

@@ -57,6 +57,39 @@ export const SubmitRejectionSchema = z.object({
   message: z.string(),
 });
 
+export const DryRunPlanSchema = named(
+  z.object({
+    dryRun: z.literal(true),
+    provider: z.string(),
+    targets: described(z.number().int().nonnegative(), 'targets in the request or source'),
+    wouldSend: described(z.number().int().nonnegative(), 'targets that pass validation: what a real run would send'),
+    rejected: described(z.number().int().nonnegative(), 'targets a real run would reject before sending'),
+    rejections: described(
+      z.array(z.object({ id: z.string(), line: z.number().int().optional(), code: z.string(), message: z.string() })),
+      'the first 100 of them, each naming its target and the fix',
+    ),
+    calls: described(z.number().int().nonnegative(), 'provider calls a real run would make'),
+    bytes: described(z.number().int().nonnegative(), 'bytes of the targets\u2019 JSON in all calls'),
+    largestCallBytes: z.number().int().nonnegative(),
+    limits: z.object({
+      batchSize: z.number().int().positive(),
+      maxTargets: z.number().int().positive(),
+      maxBytes: z.number().int().positive().optional(),
+    }),
+    cutBy: described(
+      z.object({
+        targets: z.number().int().nonnegative(),
+        bytes: z.number().int().nonnegative(),
+        pageOrGroupEnd: z.number().int().nonnegative(),
+      }),
+      'how many calls each limit closed (the target limit, the byte limit, the end of a 1,000-target page or of a catalog)',
+    ),
+    providerCalls: described(z.literal(0), 'always 0: a dry run never calls the provider'),
+  }),
+  'DryRunPlan',
+  'What a sync of the request would send: nothing was started and no provider was called.',
+);
+
 export const SubmitAnswerSchema = named(
   z.object({
     requestId: described(
