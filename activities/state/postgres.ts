@@ -38,6 +38,8 @@ export function openPostgresStore(url: string): TargetStateStore {
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
     application_name: 'catalog-sync',
+    // An idle pool never keeps a finished process alive.
+    allowExitOnIdle: true,
   });
   // An idle client's error (the server restarted) must not crash the process: the next query fails instead.
   pool.on('error', () => undefined);
