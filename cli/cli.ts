@@ -1,5 +1,5 @@
 /**
- * The catalog-sync CLI: submit, status, resubmit, finish, result, worker, setup, schedule. Every error is one line
+ * The catalog-sync CLI: submit, status, resubmit, finish, result, worker, setup, schedule, target. Every error is one line
  * on stderr that says what is wrong and how to fix it, with a non-zero exit.
  */
 import path from 'node:path';
@@ -20,6 +20,7 @@ import { runWorker } from '../worker/main.ts';
 import { workflowUiLink, type TemporalSettings } from '../temporal/connection.ts';
 import { formatReport, formatResubmission } from './format.ts';
 import { scheduleCommand } from './schedule-commands.ts';
+import { targetCommand } from './target-commands.ts';
 import { createProgress } from './progress.ts';
 import {
   INLINE_LIMIT_BYTES,
@@ -335,6 +336,7 @@ export function buildCli(): Command {
     });
 
   program.addCommand(scheduleCommand());
+  program.addCommand(targetCommand());
 
   return program;
 }
