@@ -40,8 +40,8 @@ import {
   SubmitAnswerSchema,
   SyncIdParamsSchema,
   SyncReportSchema,
-  TargetParamsSchema,
   TargetStatusSchema,
+  targetParamsSchema,
   apiSchemas,
   exactRequestSchemas,
   openApiInfo,
@@ -677,19 +677,12 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
           'sync that sent it, from the target-state store. A scoped caller sees only the items its own syncs ' +
           'sent: any other is 404. URL-encode the identity (`url:https://...` carries slashes).',
         operationId: 'getTarget',
-        params: TargetParamsSchema,
+        params: targetParamsSchema(providerNames() as [string, ...string[]]),
         response: { 200: TargetStatusSchema, ...errors(400, 401, 404, 500, 503) },
       },
     },
     async (request) => {
       const { provider, identity } = request.params;
-      if (!providerNames().includes(provider)) {
-        throw new HttpError(
-          400,
-          'invalid_request',
-          `provider: unknown provider "${provider}"; use one of ${providerNames().join(', ')}`,
-        );
-      }
       if (oneLine(identity) !== identity || !isWellFormed(identity)) {
         throw new HttpError(400, 'invalid_request', 'identity: must be printable text, as reports show it');
       }

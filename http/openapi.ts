@@ -225,15 +225,21 @@ export const FinishAnswerSchema = named(
 
 export const HealthSchema = z.object({ status: z.literal('ok') });
 
-/** An item of the target-state store: GET /v1/targets/{provider}/{identity}. */
-export const TargetParamsSchema = z.object({
-  provider: described(z.string().min(1).max(100), 'the provider (one the server knows)'),
-  identity: described(
-    z.string().min(1).max(1000),
-    'the provider\u2019s identity of the item, URL-encoded: `item_id:locale` for Insider, `uuid:<uuid>` or ' +
-      '`url:<url>` for Octogen (as reports show it)',
-  ),
-});
+/** An item of the target-state store: GET /v1/targets/{provider}/{identity} (the providers the server knows). */
+export const targetParamsSchema = (providers: readonly [string, ...string[]]) =>
+  z.object({
+    provider: described(z.enum(providers), 'the provider'),
+    identity: described(
+      z
+        .string()
+        .min(1)
+        .max(1000)
+        // eslint-disable-next-line no-control-regex -- printable text is what it excludes
+        .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]+$/),
+      'the provider\u2019s identity of the item, URL-encoded, printable text: `item_id:locale` for Insider, ' +
+        '`uuid:<uuid>` or `url:<url>` for Octogen (as reports show it)',
+    ),
+  });
 
 const TargetItemSchema = z.object({
   account: described(z.string(), 'the provider account\u2019s digest (never a credential)'),
