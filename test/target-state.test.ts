@@ -8,13 +8,15 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { openStateStore, contentHash } from '../activities/state/index.ts';
 import { awaitReport, startSync } from '../client/index.ts';
-import { countsAddUp } from '../contracts/index.ts';
+import { countsAddUp, type SyncReport } from '../contracts/index.ts';
 import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
 import { STORE_KINDS, freshStateUrl } from './helpers/state.ts';
-import { connectTestEnv, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
+import { connectTestEnv, uniqueTaskQueue, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
+import { createSyncWorker } from '../worker/worker.ts';
+import type { TargetStateStore } from '../contracts/target-state.ts';
 
 const PARTNER = 'acme-partner';
 const TOKEN = 'insider-state-token';
@@ -116,6 +118,72 @@ describe.each(STORE_KINDS)('target state recorded on %s', (kind) => {
       expect(rejected.items.map((r) => r.identity)).toEqual(['gone-sku:en_US']);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe.each(STORE_KINDS)('an answer the store could not take, on %s', (kind) => {
+  it('fails the attempt; the retry sends the batch again and records it once, nothing lost or counted twice', async () => {
+    const stateUrl = await freshStateUrl(kind, 'flaky');
+    const real = openStateStore({ CATALOG_SYNC_STATE_URL: stateUrl });
+    let refusals = 2;
+    // The store goes away right after the provider answered (as a worker killed before the write would).
+    const flaky: TargetStateStore = {
+      ...real,
+      where: real.where,
+      record: async (records) => {
+        if (refusals > 0) {
+          refusals -= 1;
+          throw new Error('connection lost');
+        }
+        return real.record(records);
+      },
+    };
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'catalog-sync-state-flaky-'));
+    const file = path.join(dir, 'items.ndjson');
+    await writeFile(
+      file,
+      `${items
+        .slice(100, 130)
+        .map((k) => JSON.stringify(update(k)))
+        .join('\n')}\n`,
+    );
+    const inline = items.slice(140, 150).map((k) => update(k));
+    const taskQueue = uniqueTaskQueue('flaky');
+    const worker = await createSyncWorker({
+      connection: t.nativeConnection,
+      namespace: t.namespace,
+      taskQueue,
+      workflowBundlePath: inject('workflowBundlePath'),
+      activityDeps: { env: workerEnv(stateUrl), stateStore: flaky },
+    });
+    try {
+      const reports = await worker.runUntil(
+        (async () => {
+          const out: SyncReport[] = [];
+          for (const request of [
+            { provider: 'insider', targetsRef: { file }, options: { ...fast, batchSize: 10 } },
+            { provider: 'insider', targets: inline, options: fast },
+          ]) {
+            refusals = 2;
+            const started = await startSync(t.client, request, taskQueue);
+            out.push((await awaitReport(t.client, started.workflowId)).report);
+          }
+          return out;
+        })(),
+      );
+      expect(reports.map((r) => r.counts)).toMatchObject([
+        { submitted: 30, accepted: 30, failed: 0 },
+        { submitted: 10, accepted: 10, failed: 0 },
+      ]);
+      // The answers the store refused were not lost: their batches went again.
+      const sent = sim.requests.flatMap((r) => r.body as { item_id: string }[]).length;
+      expect(sent).toBeGreaterThan(40);
+      const rows = (await real.list({ provider: 'insider', limit: 1000 })).items;
+      expect(rows).toHaveLength(40);
+      expect(rows.every((r) => r.state === 'accepted' && r.writes === 1)).toBe(true);
+    } finally {
+      await real.close();
     }
   });
 });
