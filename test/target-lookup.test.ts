@@ -192,4 +192,14 @@ describe('a store the CLI cannot reach', () => {
     expect(res.stderr).not.toContain(url.password);
     expect(res.stderr.trim().split('\n')).toHaveLength(1);
   });
+
+  it('stops a worker at start on a URL it cannot use, naming the variable and never the value', async () => {
+    const res = await runCli(['worker'], {
+      OCTOGEN_PLATFORM_API_KEY: 'k',
+      CATALOG_SYNC_STATE_URL: 'mysql://sync:s3cret-pw@db.internal/catalog',
+    });
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/^catalog-sync: CATALOG_SYNC_STATE_URL has the scheme "mysql:": use postgres:\/\//);
+    expect(res.stderr).not.toContain('s3cret');
+  });
 });
