@@ -6,7 +6,12 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { Dispatcher } from 'undici';
-import { FailureType, type ProviderFailureDetails } from '../contracts/errors.ts';
+import {
+  FailureType,
+  batchRejectionCode,
+  providerFailureOutcome,
+  type ProviderFailureDetails,
+} from '../contracts/errors.ts';
 import {
   targetId,
   packPages,
@@ -24,7 +29,9 @@ import { SOURCE_URLS_VAR, judgeSourceUrl, shownUrl, sourceDispatcher } from './s
 import { opener, releaseSpool } from './spool.ts';
 import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
 import { providerAdapter, providerNames } from './providers/index.ts';
-import { createLaneActivity, type CallCap } from './lane.ts';
+import { answeredItems, createLaneActivity, type CallCap, type ItemOutcome } from './lane.ts';
+import { contentHash, openStateStore, type TargetStateStore } from './state/index.ts';
+import type { TargetOutcomeRecord } from '../contracts/target-state.ts';
 import { answerWithinBudget } from './answer-budget.ts';
 
 export { answerWithinBudget } from './answer-budget.ts';
@@ -53,7 +60,20 @@ export interface ActivityDeps {
    * on; the worker builds one from its client. Without it, every batch goes as one call.
    */
   governor?: { governor: Governor; taskQueue: string };
+  /**
+   * The target-state store answers are recorded in; by default the one CATALOG_SYNC_STATE_URL
+   * names (activities/state/), opened on first use.
+   */
+  stateStore?: TargetStateStore;
+  /**
+   * The HTTP front's caller a sync was started for (its memo's `caller`), recorded with its items
+   * so one caller never sees another's; the worker asks Temporal. Without it, items have no caller.
+   */
+  syncCaller?: (syncId: string) => Promise<string | undefined>;
 }
+
+/** A slice's (or a slice part's) workflow ID names its sync: `<sync>/slice-<n>[-part-<m>]`. */
+export const syncIdOf = (workflowId: string): string => workflowId.replace(/\/slice-\d+(-part-\d+)?$/, '');
 
 export interface PlanInput {
   provider: string;
@@ -190,6 +210,66 @@ export function createActivities(deps: ActivityDeps) {
   const configs = new Map<string, unknown>();
   let guarded: Dispatcher | undefined;
   const openLine = opener(deps.env);
+  let store: TargetStateStore | undefined = deps.stateStore;
+  const callers = new Map<string, string | undefined>();
+
+  /** A store that cannot take an answer fails the attempt, in one line naming the store (never its password). */
+  const storeFailure = (where: string, err: unknown): ApplicationFailure =>
+    ApplicationFailure.create({
+      type: FailureType.StateStoreUnavailable,
+      message: `the target-state store (${where}) cannot record the provider's answer: ${clip((err as Error).message ?? String(err))}`,
+    });
+
+  /**
+   * Records each item's outcome under its account and bounded identity, after the provider answered
+   * and before the activity returns: a failure here fails the attempt, and Temporal retries it.
+   */
+  async function recordOutcomes(
+    adapter: AnyProviderAdapter,
+    config: unknown,
+    call: string,
+    items: readonly ItemOutcome[],
+  ): Promise<void> {
+    if (items.length === 0) return;
+    const ctx = Context.current();
+    const workflowId = ctx.info.workflowExecution?.workflowId ?? 'activity';
+    const syncId = syncIdOf(workflowId);
+    let where = 'not opened';
+    try {
+      store ??= openStateStore(deps.env);
+      where = store.where;
+      let caller: string | undefined;
+      if (deps.syncCaller) {
+        if (!callers.has(syncId)) {
+          if (callers.size >= 1_000) callers.delete(callers.keys().next().value as string);
+          callers.set(syncId, await deps.syncCaller(syncId));
+        }
+        caller = callers.get(syncId);
+      }
+      const account = governorAccount(adapter.name, config, deps.governor?.taskQueue ?? '').hash;
+      const at = Date.now();
+      const records: TargetOutcomeRecord[] = [];
+      for (const item of items) {
+        if (item.target === undefined) continue;
+        records.push({
+          provider: adapter.name,
+          account,
+          identity: boundedIdentity(adapter, item.target),
+          state: item.state,
+          ...(item.code !== undefined ? { code: item.code } : {}),
+          ...(item.message !== undefined ? { message: clip(item.message) } : {}),
+          ...(item.state === 'accepted' ? { contentHash: contentHash(item.target) } : {}),
+          syncId,
+          batch: call,
+          ...(caller !== undefined ? { caller } : {}),
+          at,
+        });
+      }
+      await store.record(records);
+    } catch (err) {
+      throw storeFailure(store?.where ?? where, err);
+    }
+  }
 
   /**
    * The dispatcher a source is read through, once the reference passed the policy: a URL must be
@@ -430,6 +510,7 @@ export function createActivities(deps: ActivityDeps) {
     mark: markOutcomes,
     echo: (adapter, target) => echoFromSource(adapter, target),
     clip,
+    record: recordOutcomes,
   });
 
   return {
@@ -528,11 +609,29 @@ export function createActivities(deps: ActivityDeps) {
       };
       ctx.heartbeat(inHand);
       const heartbeat = setInterval(() => ctx.heartbeat(inHand), HEARTBEAT_EVERY_MS);
+      const call = `${ctx.info.workflowExecution?.workflowId ?? 'activity'}#${ctx.info.activityId}#${input.batch}`;
       let answer: BatchAnswer;
       try {
         answer = await sendGoverned(adapter, config, targets, input.batch, () => ctx.heartbeat(inHand), {
           maxCalls: adapter.budget?.(config) !== undefined ? 1 : Infinity,
         });
+        // Recorded before the activity returns: a store that cannot take it fails the attempt.
+        await recordOutcomes(adapter, config, call, answeredItems(targets, answer));
+      } catch (err) {
+        // A caller error rejects the whole batch for good: that answer is recorded too (the rest is retried).
+        const failure = err instanceof ApplicationFailure ? err : undefined;
+        const type = failure?.type ?? undefined;
+        if (failure && type && providerFailureOutcome(type, targets.length) === 'reject') {
+          const details = failure.details?.[0] as ProviderFailureDetails | undefined;
+          const code = batchRejectionCode(type, details);
+          await recordOutcomes(
+            adapter,
+            config,
+            call,
+            targets.map((target) => ({ target, state: 'rejected', code, message: failure.message })),
+          );
+        }
+        throw err;
       } finally {
         clearInterval(heartbeat);
       }

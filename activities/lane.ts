@@ -62,7 +62,28 @@ export interface LaneKit {
   mark(adapter: AnyProviderAdapter, targets: unknown[], answer: BatchAnswer, lines: (number | undefined)[]): void;
   echo(adapter: AnyProviderAdapter, target: unknown): unknown;
   clip(message: string): string;
+  /**
+   * Records what the provider said of each item in the target-state store; throws (and so fails
+   * the run, to be retried from its last heartbeat) when the store cannot take it.
+   */
+  record(adapter: AnyProviderAdapter, config: unknown, call: string, items: readonly ItemOutcome[]): Promise<void>;
 }
+
+/** One item's outcome as the target-state store takes it: the target as sent and what became of it. */
+export interface ItemOutcome {
+  target: unknown;
+  state: 'accepted' | 'rejected' | 'failed';
+  code?: string | undefined;
+  message?: string | undefined;
+}
+
+/** An answer's outcomes as store items, in batch order. */
+export const answeredItems = (targets: readonly unknown[], answer: BatchAnswer): ItemOutcome[] =>
+  answer.outcomes.map((o, i) =>
+    o.state === 'accepted'
+      ? { target: targets[i], state: 'accepted', ...(o.warning !== undefined ? { message: o.warning } : {}) }
+      : { target: targets[i], state: 'rejected', code: o.code, message: o.message },
+  );
 
 const noBeat = (): void => undefined;
 const bytesOf = (v: unknown): number => Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8');
@@ -105,6 +126,9 @@ export function createLaneActivity(kit: LaneKit) {
       calls: p.calls.slice(),
     });
     const beat = () => ctx.heartbeat(snapshot());
+    /** The call a batch's answer came from, as the store keys it: a resumed run sends it again under the same key. */
+    const callKey = (n: number) =>
+      `${ctx.info.workflowExecution?.workflowId ?? 'activity'}#lane-${input.slice ?? 0}-${input.lane}#${n}`;
     const result = (extra: Partial<LaneResult> = {}): LaneResult => ({
       ...snapshot(),
       done: false,
@@ -210,6 +234,12 @@ export function createLaneActivity(kit: LaneKit) {
             }
             if (disposition === 'reject') {
               const code = batchRejectionCode(type, details);
+              await kit.record(
+                adapter,
+                config,
+                callKey(batchNumber),
+                sendTargets.map((target) => ({ target, state: 'rejected', code, message })),
+              );
               for (const seq of batch) outcome({ seq, state: 'rejected', code, message, origin: 'provider' });
               settle(batch);
               continue;
@@ -229,6 +259,12 @@ export function createLaneActivity(kit: LaneKit) {
                 Object.assign(failure, items);
                 outcomeBytes += itemBytes;
               }
+              await kit.record(
+                adapter,
+                config,
+                callKey(batchNumber),
+                sendTargets.map((target) => ({ target, state: 'failed', code: type, message: failure.message })),
+              );
               p.failures.push(failure);
               outcomeBytes += message.length + 64;
               p.headAttempts = 0;
@@ -244,6 +280,9 @@ export function createLaneActivity(kit: LaneKit) {
             return result({ retry: { delayMs, headAttempts: attempts, reason: message } });
           }
           p.headAttempts = 0;
+          // Before the answer is settled and heartbeated: a store that cannot take it fails the run,
+          // and the retry (from the last heartbeat) sends this batch again rather than lose its answer.
+          await kit.record(adapter, config, callKey(batchNumber), answeredItems(sendTargets, answer));
           const sentLines = batch.map((s) => itemOf(s)?.line);
           kit.mark(adapter, sendTargets, answer, sentLines);
           // Plain acceptances weigh nothing: only answers with rejections or warnings are measured.

@@ -1,5 +1,5 @@
 /**
- * The catalog-sync CLI: submit, status, resubmit, finish, result, worker, setup, schedule. Every error is one line
+ * The catalog-sync CLI: submit, status, resubmit, finish, result, worker, setup, schedule, target. Every error is one line
  * on stderr that says what is wrong and how to fix it, with a non-zero exit.
  */
 import path from 'node:path';
@@ -21,6 +21,7 @@ import { workflowUiLink, type TemporalSettings } from '../temporal/connection.ts
 import { formatDryRun, formatReport, formatResubmission } from './format.ts';
 import { dryRunSync } from '../client/dry-run.ts';
 import { scheduleCommand } from './schedule-commands.ts';
+import { targetCommand } from './target-commands.ts';
 import { createProgress } from './progress.ts';
 import {
   INLINE_LIMIT_BYTES,
@@ -353,6 +354,7 @@ export function buildCli(): Command {
     });
 
   program.addCommand(scheduleCommand());
+  program.addCommand(targetCommand());
 
   return program;
 }

@@ -26,6 +26,12 @@ export const FailureType = {
   InvalidResubmission: 'InvalidResubmission',
   /** The whole sync ended early (auth failure); details carry the report. */
   SyncAborted: 'SyncAborted',
+  /**
+   * The target-state store (SQLite or PostgreSQL) could not record a provider's answer: the
+   * activity fails and is retried, so no answer is ever left unrecorded. Its message names the
+   * store's kind, host and database, never its password.
+   */
+  StateStoreUnavailable: 'StateStoreUnavailable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -41,6 +41,8 @@ import {
   SubmitAnswerSchema,
   SyncIdParamsSchema,
   SyncReportSchema,
+  TargetStatusSchema,
+  targetParamsSchema,
   apiSchemas,
   exactRequestSchemas,
   openApiInfo,
@@ -58,7 +60,11 @@ import {
 } from '../client/sync-client.ts';
 import { refuseCallerSource } from '../client/sources.ts';
 import { dryRunSync } from '../client/dry-run.ts';
-import { checkSyncRequest } from '../client/request-check.ts';
+import { TargetLookupError, TargetStoreError, showTarget } from '../client/targets.ts';
+import { openStateStore } from '../activities/state/index.ts';
+import type { TargetStateStore } from '../contracts/target-state.ts';
+import { temporalSettings, type TemporalSettings } from '../temporal/connection.ts';
+import { checkSyncRequest, oneLine } from '../client/request-check.ts';
 
 export interface HttpFrontOptions {
   client: Client;
@@ -70,6 +76,13 @@ export interface HttpFrontOptions {
   logger?: boolean;
   /** Largest request body in bytes (default 16 MiB); inline requests over 256 KB go to the spool folder. */
   bodyLimit?: number;
+  /**
+   * The target-state store GET /v1/targets reads; by default the one CATALOG_SYNC_STATE_URL names,
+   * opened on first use and closed with the front.
+   */
+  stateStore?: TargetStateStore;
+  /** Where sync links point (TEMPORAL_UI_URL and the namespace); by default from the environment. */
+  ui?: Pick<TemporalSettings, 'uiUrl' | 'namespace'>;
 }
 
 /** Deepest nesting of arrays and objects a request body may have (a target needs a few levels). */
@@ -665,6 +678,66 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
       } catch (err) {
         throw err instanceof WorkflowNotFoundError ? await closedOrMissing(client, id) : fromTemporal(err, id);
       }
+    },
+  );
+
+  let ownStore: TargetStateStore | undefined;
+  const stateStore = (): TargetStateStore => {
+    if (opts.stateStore) return opts.stateStore;
+    try {
+      ownStore ??= openStateStore(process.env);
+    } catch (err) {
+      throw new HttpError(
+        503,
+        'state_store_unavailable',
+        `the target-state store cannot be opened: ${(err as Error).message}`,
+      );
+    }
+    return ownStore;
+  };
+  app.addHook('onClose', async () => {
+    await ownStore?.close().catch(() => undefined);
+  });
+  const ui = opts.ui ?? temporalSettings(process.env);
+
+  api.get(
+    '/v1/targets/:provider/:identity',
+    {
+      schema: {
+        summary: 'Where a product stands',
+        description:
+          'The item\u2019s last state (accepted, rejected, failed, superseded), code, message and when, and the ' +
+          'sync that sent it, from the target-state store. A scoped caller sees only the items its own syncs ' +
+          'sent: any other is 404. URL-encode the identity (`url:https://...` carries slashes).',
+        operationId: 'getTarget',
+        params: targetParamsSchema(providerNames() as [string, ...string[]]),
+        response: { 200: TargetStatusSchema, ...errors(400, 401, 404, 500, 503) },
+      },
+    },
+    async (request) => {
+      const { provider, identity } = request.params;
+      if (oneLine(identity) !== identity || !isWellFormed(identity)) {
+        throw new HttpError(400, 'invalid_request', 'identity: must be printable text, as reports show it');
+      }
+      const caller = callerOf(request);
+      let views;
+      try {
+        views = await showTarget(stateStore(), ui, { provider, identity, ...(caller !== undefined ? { caller } : {}) });
+      } catch (err) {
+        if (err instanceof TargetLookupError) throw new HttpError(400, 'invalid_request', err.message);
+        if (err instanceof TargetStoreError) throw new HttpError(503, 'state_store_unavailable', err.message);
+        throw err;
+      }
+      if (views.length === 0) {
+        throw new HttpError(404, 'not_found', `no answer recorded for ${provider} item ${JSON.stringify(identity)}`);
+      }
+      return {
+        provider,
+        identity,
+        items: views
+          .sort((a, b) => b.at.localeCompare(a.at))
+          .map(({ provider: _p, identity: _i, caller: _c, ...item }) => item),
+      };
     },
   );
 

@@ -258,6 +258,48 @@ export const FinishAnswerSchema = named(
 
 export const HealthSchema = z.object({ status: z.literal('ok') });
 
+/** An item of the target-state store: GET /v1/targets/{provider}/{identity} (the providers the server knows). */
+export const targetParamsSchema = (providers: readonly [string, ...string[]]) =>
+  z.object({
+    provider: described(z.enum(providers), 'the provider'),
+    identity: described(
+      z
+        .string()
+        .min(1)
+        .max(1000)
+        // eslint-disable-next-line no-control-regex -- printable text is what it excludes
+        .regex(/^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]+$/),
+      'the provider\u2019s identity of the item, URL-encoded, printable text: `item_id:locale` for Insider, ' +
+        '`uuid:<uuid>` or `url:<url>` for Octogen (as reports show it)',
+    ),
+  });
+
+const TargetItemSchema = z.object({
+  account: described(z.string(), 'the provider account\u2019s digest (never a credential)'),
+  state: described(z.enum(['accepted', 'rejected', 'failed', 'superseded']), 'what the provider last made of the item'),
+  code: z.exactOptional(described(z.string(), 'the rejection or failure code')),
+  message: z.exactOptional(described(z.string(), 'the provider\u2019s message (or an acceptance\u2019s warning)')),
+  at: described(z.string(), 'when the provider answered (ISO 8601)'),
+  syncId: described(z.string(), 'the sync that sent it (GET /v1/syncs/{id})'),
+  syncUrl: described(z.string(), 'the sync in the Temporal UI'),
+  acceptedHash: z.exactOptional(described(z.string(), 'the content hash of the last accepted payload')),
+  acceptedAt: z.exactOptional(described(z.string(), 'when that payload was accepted (ISO 8601)')),
+});
+
+export const TargetStatusSchema = named(
+  z.object({
+    provider: z.string(),
+    identity: z.string(),
+    items: described(
+      z.array(TargetItemSchema),
+      'the item\u2019s last answer in each provider account that has it (usually one), newest first',
+    ),
+  }),
+  'TargetStatus',
+  'Where a product stands: its last state, code, message, when, and the sync that sent it.',
+);
+export type TargetStatus = z.infer<typeof TargetStatusSchema>;
+
 /** The OpenAPI document itself: an object with at least its version, info and paths. */
 export const OpenApiDocumentSchema = z.looseObject({
   openapi: z.string(),
@@ -332,7 +374,7 @@ export const openApiInfo = {
     version: '1.0.0',
     description:
       'Starts durable syncs of product-catalog changes to a provider, reports their status, takes ' +
-      're-submissions of corrected targets and closes them. Every route but /healthz and /openapi.json ' +
+      're-submissions of corrected targets and closes them, and says where each product stands. Every route but /healthz and /openapi.json ' +
       'wants `Authorization: Bearer <token>`.',
   },
   components: {

@@ -1,6 +1,7 @@
 /**
- * Once per test run: a real Temporal dev server (in memory, search attributes registered) and the
- * workflow bundle, built once and shared by every suite's workers.
+ * Once per test run: a real Temporal dev server (in memory, search attributes registered), the
+ * workflow bundle, built once and shared by every suite's workers, and a real PostgreSQL server
+ * for the target-state store (each suite makes its own database on it: test/helpers/state.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node';
 import { startDevServer, type DevServer } from '../scripts/dev-server.ts';
+import { startPostgres, type PostgresServer } from '../scripts/postgres.ts';
 import { projectRoot } from '../scripts/temporal-bin.ts';
 import { workflowsPath } from '../worker/worker.ts';
 import { scanRuns } from './helpers/histories.ts';
@@ -17,6 +19,8 @@ declare module 'vitest' {
     temporalAddress: string;
     temporalNamespace: string;
     workflowBundlePath: string;
+    /** The run's PostgreSQL server (postgres://user:password@127.0.0.1:port/postgres). */
+    postgresUrl: string;
   }
 }
 
@@ -31,10 +35,15 @@ const quietLogger = {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let server: DevServer | undefined;
-  const [started, bundle] = await Promise.all([
+  let postgres: PostgresServer | undefined;
+  const [started, bundle, pg] = await Promise.all([
     startDevServer({ headless: true, log: 'quiet' }).then((s) => (server = s)),
     bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger }),
-  ]);
+    startPostgres().then((p) => (postgres = p)),
+  ]).catch(async (err: unknown) => {
+    await Promise.all([server?.stop(), postgres?.stop()]);
+    throw err;
+  });
   const dir = path.join(projectRoot(), '.artifacts');
   mkdirSync(dir, { recursive: true });
   const bundlePath = path.join(dir, 'workflow-bundle.js');
@@ -42,6 +51,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('temporalAddress', started.address);
   project.provide('temporalNamespace', started.namespace);
   project.provide('workflowBundlePath', bundlePath);
+  project.provide('postgresUrl', pg.url);
   return async () => {
     try {
       await scanEveryHistory(started.address, started.namespace, dir);
@@ -50,7 +60,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       process.exitCode = 1;
       throw err;
     } finally {
-      await server?.stop();
+      await Promise.all([server?.stop(), postgres?.stop()]);
     }
   };
 }

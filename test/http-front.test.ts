@@ -236,6 +236,7 @@ describe('the OpenAPI document', () => {
         'GET /v1/syncs/{id}',
         'POST /v1/syncs/{id}/resubmit',
         'POST /v1/syncs/{id}/finish',
+        'GET /v1/targets/{provider}/{identity}',
       ].sort(),
     );
     for (const route of routes) {

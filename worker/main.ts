@@ -7,6 +7,7 @@ import { installTelemetry, telemetrySettings } from './telemetry.ts';
 import { dataConverterFromEnv } from '../temporal/codec.ts';
 import { temporalSettings } from '../temporal/connection.ts';
 import { createSyncWorker, providerReadiness } from './worker.ts';
+import { stateLocation, stateWhere } from '../activities/state/index.ts';
 
 export class WorkerConfigError extends Error {
   override readonly name = 'WorkerConfigError';
@@ -17,6 +18,12 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
   if (readiness.ready.length === 0) {
     const what = readiness.missing.map((m) => `${m.variables.join(', ')} (${m.provider}: ${m.hint})`).join('; ');
     throw new WorkerConfigError(`no provider is configured for this worker: set ${what}`);
+  }
+  let state: string;
+  try {
+    state = stateWhere(stateLocation(env));
+  } catch (err) {
+    throw new WorkerConfigError((err as Error).message);
   }
   const telemetry = telemetrySettings(env);
   const dataConverter = dataConverterFromEnv(env);
@@ -42,6 +49,8 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
       taskQueue: settings.taskQueue,
       namespace: settings.namespace,
       address: settings.address,
+      // The target-state store by kind, host and database only: never its password.
+      state,
       ...(telemetry.metricsAddress ? { metrics: `http://${telemetry.metricsAddress}/metrics` } : {}),
     });
     await worker.run();

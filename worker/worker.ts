@@ -5,7 +5,7 @@
  * More processes on the same task queue scale it out.
  */
 import { fileURLToPath } from 'node:url';
-import { Client } from '@temporalio/client';
+import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import { startSpoolSweeper } from '../activities/spool-sweeper.ts';
 import { spoolRetentionMs } from '../activities/spool.ts';
@@ -14,6 +14,7 @@ import { createFeedActivities } from '../activities/feed.ts';
 import { checkAlertWebhook, createAlertActivities } from '../activities/alerts.ts';
 import { createActivities, type ActivityDeps } from '../activities/index.ts';
 import { createGovernor } from '../activities/governor.ts';
+import { stateLocation } from '../activities/state/index.ts';
 import { providers } from '../activities/providers/index.ts';
 import { providerTaskQueue } from '../contracts/index.ts';
 
@@ -78,18 +79,28 @@ export interface SyncWorker {
 
 export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWorker> {
   // The provider-account governor's workflows run on this worker's own task queue (workflows/governor.ts).
+  const ownClient = new Client({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+  });
   const governor = opts.activityDeps.governor ?? {
-    governor: createGovernor({
-      client: new Client({
-        connection: opts.connection,
-        namespace: opts.namespace,
-        ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
-      }),
-      taskQueue: opts.taskQueue,
-    }),
+    governor: createGovernor({ client: ownClient, taskQueue: opts.taskQueue }),
     taskQueue: opts.taskQueue,
   };
-  const activities = createActivities({ ...opts.activityDeps, governor });
+  /** The HTTP front's caller a sync was started for (its memo), recorded with its items in the target-state store. */
+  const syncCaller = async (syncId: string): Promise<string | undefined> => {
+    try {
+      const caller = (await ownClient.workflow.getHandle(syncId).describe()).memo?.caller;
+      return typeof caller === 'string' ? caller : undefined;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
+  };
+  // A CATALOG_SYNC_STATE_URL the store cannot use stops the worker here, in one line (never its value).
+  stateLocation(opts.activityDeps.env);
+  const activities = createActivities({ syncCaller, ...opts.activityDeps, governor });
   // A malformed CATALOG_SYNC_SPOOL_RETENTION, CATALOG_SYNC_SOURCE_URLS or CATALOG_SYNC_ALERT_WEBHOOK_URL
   // stops the worker here, in one line.
   spoolRetentionMs(opts.activityDeps.env);

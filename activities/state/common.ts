@@ -1,0 +1,160 @@
+/**
+ * What the SQLite and PostgreSQL stores share: the schema's migrations, the idempotent upsert, the
+ * page cursor and the row mapping. Both speak the same SQL (row values, ON CONFLICT, IS NOT
+ * DISTINCT FROM); only placeholders and the way a batch is passed differ.
+ */
+import { createHash } from 'node:crypto';
+import {
+  TargetCursorError,
+  type TargetOutcomeRecord,
+  type TargetRow,
+  type TargetState,
+} from '../../contracts/target-state.ts';
+
+/**
+ * Each migration runs once, in order, in one transaction with its version's row. `key` is the type
+ * of the key columns: byte order in both stores (PostgreSQL's COLLATE "C"), so pages cut the same.
+ */
+export const migrations = (key: string): readonly string[] => [
+  `CREATE TABLE target_state (
+     account ${key} NOT NULL,
+     identity ${key} NOT NULL,
+     provider TEXT NOT NULL,
+     state TEXT NOT NULL,
+     code TEXT,
+     message TEXT,
+     accepted_hash TEXT,
+     accepted_at BIGINT,
+     sync_id TEXT NOT NULL,
+     batch TEXT NOT NULL,
+     caller TEXT,
+     at BIGINT NOT NULL,
+     writes INTEGER NOT NULL DEFAULT 1,
+     PRIMARY KEY (account, identity)
+   );
+   CREATE INDEX target_state_by_identity ON target_state (provider, identity);
+   CREATE INDEX target_state_by_state ON target_state (provider, state, account, identity);`,
+];
+
+export const COLUMNS = [
+  'account',
+  'identity',
+  'provider',
+  'state',
+  'code',
+  'message',
+  'accepted_hash',
+  'accepted_at',
+  'sync_id',
+  'batch',
+  'caller',
+  'at',
+] as const;
+
+/**
+ * The upsert's conflict clause. A row changes only for a newer-or-equal answer that says something
+ * new: the same call's same outcome again (a retried activity) changes nothing, and an older answer
+ * (a slow worker) never overwrites a newer one. A rejection keeps the last accepted hash.
+ */
+export const ON_CONFLICT = `ON CONFLICT (account, identity) DO UPDATE SET
+  provider = excluded.provider,
+  state = excluded.state,
+  code = excluded.code,
+  message = excluded.message,
+  accepted_hash = CASE WHEN excluded.state = 'accepted' THEN excluded.accepted_hash ELSE target_state.accepted_hash END,
+  accepted_at = CASE WHEN excluded.state = 'accepted' THEN excluded.accepted_at ELSE target_state.accepted_at END,
+  sync_id = excluded.sync_id,
+  batch = excluded.batch,
+  caller = excluded.caller,
+  at = excluded.at,
+  writes = target_state.writes + 1
+WHERE excluded.at >= target_state.at
+  AND NOT (target_state.sync_id = excluded.sync_id
+    AND target_state.batch = excluded.batch
+    AND target_state.state = excluded.state
+    AND target_state.code IS NOT DISTINCT FROM excluded.code
+    AND (excluded.state <> 'accepted' OR target_state.accepted_hash IS NOT DISTINCT FROM excluded.accepted_hash))`;
+
+/** A record as the upsert's values, in COLUMNS order. */
+export function recordValues(r: TargetOutcomeRecord): (string | number | null)[] {
+  const accepted = r.state === 'accepted';
+  return [
+    r.account,
+    r.identity,
+    r.provider,
+    r.state,
+    r.code ?? null,
+    r.message ?? null,
+    accepted ? (r.contentHash ?? null) : null,
+    accepted ? r.at : null,
+    r.syncId,
+    r.batch,
+    r.caller ?? null,
+    r.at,
+  ];
+}
+
+/** One record per (account, identity), the last one written winning: a statement touches a row once. */
+export function lastPerItem(records: readonly TargetOutcomeRecord[]): TargetOutcomeRecord[] {
+  const byKey = new Map<string, TargetOutcomeRecord>();
+  for (const r of records) byKey.set(`${r.account}\u0000${r.identity}`, r);
+  return [...byKey.values()];
+}
+
+/** A stored row (SQLite or PostgreSQL: BIGINTs may come back as strings) as a TargetRow. */
+export function toRow(raw: Record<string, unknown>): TargetRow {
+  const text = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : String(v));
+  const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+  const code = text(raw.code);
+  const message = text(raw.message);
+  const acceptedHash = text(raw.accepted_hash);
+  const acceptedAt = num(raw.accepted_at);
+  const caller = text(raw.caller);
+  return {
+    provider: String(raw.provider),
+    account: String(raw.account),
+    identity: String(raw.identity),
+    state: String(raw.state) as TargetState,
+    ...(code !== undefined ? { code } : {}),
+    ...(message !== undefined ? { message } : {}),
+    ...(acceptedHash !== undefined ? { acceptedHash } : {}),
+    ...(acceptedAt !== undefined ? { acceptedAt } : {}),
+    syncId: String(raw.sync_id),
+    ...(caller !== undefined ? { caller } : {}),
+    at: Number(raw.at),
+    writes: Number(raw.writes),
+  };
+}
+
+/** The cursor of a page: the last row's (account, identity), opaque to callers. */
+export const encodeCursor = (row: Pick<TargetRow, 'account' | 'identity'>): string =>
+  Buffer.from(JSON.stringify([row.account, row.identity]), 'utf8').toString('base64url');
+
+export function decodeCursor(cursor: string): [string, string] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2 || !parsed.every((p) => typeof p === 'string')) {
+    throw new TargetCursorError('after must be the `next` cursor of the page before');
+  }
+  return [parsed[0] as string, parsed[1] as string];
+}
+
+/** JSON with object keys sorted at every level: the same content always hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/** The content hash of a target as sent (its parsed, typed form): hex, 128 bits. */
+export const contentHash = (target: unknown): string =>
+  createHash('sha256').update(canonical(target)).digest('hex').slice(0, 32);

@@ -1,0 +1,101 @@
+/**
+ * The embedded target-state store: one SQLite file (better-sqlite3), in WAL mode so the workers,
+ * the CLI and the HTTP front of one host read and write it at once. Created and migrated on open.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type {
+  TargetListQuery,
+  TargetOutcomeRecord,
+  TargetPage,
+  TargetStateStore,
+} from '../../contracts/target-state.ts';
+import {
+  COLUMNS,
+  migrations,
+  ON_CONFLICT,
+  decodeCursor,
+  encodeCursor,
+  lastPerItem,
+  recordValues,
+  toRow,
+} from './common.ts';
+
+export function openSqliteStore(file: string): TargetStateStore {
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('busy_timeout = 10000');
+  db.pragma('synchronous = NORMAL');
+  migrate(db);
+  const insert = db.prepare(
+    `INSERT INTO target_state (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')}) ${ON_CONFLICT}`,
+  );
+  const recordAll = db.transaction((records: TargetOutcomeRecord[]) => {
+    let changed = 0;
+    for (const r of records) changed += insert.run(...recordValues(r)).changes;
+    return changed;
+  });
+  const find = db.prepare('SELECT * FROM target_state WHERE provider = ? AND identity = ? ORDER BY account');
+  const accepted = db.prepare(
+    'SELECT identity, accepted_hash FROM target_state WHERE account = ? AND identity = ? AND accepted_hash IS NOT NULL',
+  );
+  return {
+    where: `sqlite ${file}`,
+    async record(records) {
+      if (records.length === 0) return 0;
+      return recordAll.immediate(lastPerItem(records));
+    },
+    async find(provider, identity) {
+      return find.all(provider, identity).map((r) => toRow(r as Record<string, unknown>));
+    },
+    async list(q: TargetListQuery): Promise<TargetPage> {
+      const where = ['provider = ?'];
+      const args: (string | number)[] = [q.provider];
+      if (q.state !== undefined) {
+        where.push('state = ?');
+        args.push(q.state);
+      }
+      if (q.caller !== undefined) {
+        where.push('caller = ?');
+        args.push(q.caller);
+      }
+      if (q.after !== undefined) {
+        where.push('(account, identity) > (?, ?)');
+        args.push(...decodeCursor(q.after));
+      }
+      const rows = db
+        .prepare(`SELECT * FROM target_state WHERE ${where.join(' AND ')} ORDER BY account, identity LIMIT ?`)
+        .all(...args, q.limit + 1)
+        .map((r) => toRow(r as Record<string, unknown>));
+      const items = rows.slice(0, q.limit);
+      const last = items[items.length - 1];
+      return { items, ...(rows.length > q.limit && last ? { next: encodeCursor(last) } : {}) };
+    },
+    async acceptedHashes(account, identities) {
+      const out = new Map<string, string>();
+      for (const identity of identities) {
+        const row = accepted.get(account, identity) as { identity: string; accepted_hash: string } | undefined;
+        if (row) out.set(row.identity, row.accepted_hash);
+      }
+      return out;
+    },
+    async close() {
+      if (db.open) db.close();
+    },
+  };
+}
+
+const MIGRATIONS = migrations('TEXT');
+
+function migrate(db: Database.Database): void {
+  db.exec('CREATE TABLE IF NOT EXISTS target_state_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+  db.transaction(() => {
+    const row = db.prepare('SELECT MAX(version) AS v FROM target_state_schema').get() as { v: number | null };
+    for (let v = (row.v ?? 0) + 1; v <= MIGRATIONS.length; v += 1) {
+      db.exec(MIGRATIONS[v - 1] as string);
+      db.prepare('INSERT INTO target_state_schema (version, applied_at) VALUES (?, ?)').run(v, Date.now());
+    }
+  }).immediate();
+}

@@ -1,0 +1,96 @@
+/**
+ * A throwaway PostgreSQL server for tests and benches, started like the Temporal dev server:
+ * Debian's `postgresql` binaries (scripts/install-postgres.sh installs them), a fresh cluster in a
+ * temporary folder, on a free loopback port, with a password (so the store's URL carries a secret
+ * as it does in production). Root cannot run postgres: as root the cluster belongs to the
+ * `postgres` user and every command runs through `runuser`.
+ *
+ *   const pg = await startPostgres();   // pg.url = postgres://catalog_sync:<password>@127.0.0.1:<port>/postgres
+ *   ...
+ *   await pg.stop();                    // stops the server and deletes the cluster
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface PostgresServer {
+  /** postgres://user:password@127.0.0.1:port/postgres */
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+const USER = 'catalog_sync';
+
+/** The newest installed server's bin folder (Debian keeps it off PATH). */
+export function postgresBin(): string {
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(path.join(root, v, 'bin', 'pg_ctl')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (versions[0] !== undefined) return path.join(root, versions[0], 'bin');
+  const onPath = spawnSync('sh', ['-c', 'command -v pg_ctl'], { encoding: 'utf8' }).stdout.trim();
+  if (onPath) return path.dirname(onPath);
+  throw new Error('PostgreSQL is not installed: run scripts/install-postgres.sh (apt-get install -y postgresql)');
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+
+export async function startPostgres(): Promise<PostgresServer> {
+  const bin = postgresBin();
+  const asRoot = process.getuid?.() === 0;
+  const owner = asRoot ? Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()) : undefined;
+  const ownerGid = asRoot ? Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()) : undefined;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'catalog-sync-pg-'));
+  const data = path.join(dir, 'data');
+  const pwfile = path.join(dir, 'pw');
+  const password = randomBytes(12).toString('hex');
+  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
+  if (owner !== undefined && ownerGid !== undefined) {
+    chownSync(dir, owner, ownerGid);
+    chownSync(pwfile, owner, ownerGid);
+  }
+  chmodSync(dir, 0o700);
+  const run = (cmd: string, args: string[]): void => {
+    const [file, argv] = asRoot
+      ? ['runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args]]
+      : [path.join(bin, cmd), args];
+    const r = spawnSync(file, argv, { encoding: 'utf8', cwd: dir });
+    if (r.status !== 0) {
+      throw new Error(
+        `${cmd} failed (${r.status ?? r.signal}): ${`${r.stderr}${r.stdout}`.trim().split('\n').slice(-8).join(' | ')}`,
+      );
+    }
+  };
+  run('initdb', ['-D', data, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--no-sync']);
+  const port = await freePort();
+  const opts = `-p ${port} -k ${dir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
+  run('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', opts, '-w', '-t', '60', 'start']);
+  let stopped = false;
+  return {
+    url: `postgres://${USER}:${password}@127.0.0.1:${port}/postgres`,
+    port,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      try {
+        run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
