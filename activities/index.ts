@@ -30,7 +30,7 @@ import { opener, releaseSpool } from './spool.ts';
 import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
 import { providerAdapter, providerNames } from './providers/index.ts';
 import { answeredItems, createLaneActivity, type CallCap, type ItemOutcome } from './lane.ts';
-import { contentHash, openStateStore, type TargetStateStore } from './state/index.ts';
+import { contentHash, openStateStore, stateStoreConfigured, type TargetStateStore } from './state/index.ts';
 import type { TargetOutcomeRecord } from '../contracts/target-state.ts';
 import { answerWithinBudget } from './answer-budget.ts';
 
@@ -230,7 +230,8 @@ export function createActivities(deps: ActivityDeps) {
     call: string,
     items: readonly ItemOutcome[],
   ): Promise<void> {
-    if (items.length === 0) return;
+    // Off unless CATALOG_SYNC_STATE_URL names a store (or the worker was given one).
+    if (items.length === 0 || (deps.stateStore === undefined && !stateStoreConfigured(deps.env))) return;
     const ctx = Context.current();
     const workflowId = ctx.info.workflowExecution?.workflowId ?? 'activity';
     const syncId = syncIdOf(workflowId);

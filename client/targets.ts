@@ -6,7 +6,13 @@
  */
 import { z } from 'zod';
 import { providerNames } from '../activities/providers/index.ts';
-import { openStateStore, stateLocation, stateWhere } from '../activities/state/index.ts';
+import {
+  NO_STATE_STORE,
+  openStateStore,
+  stateLocation,
+  stateStoreConfigured,
+  stateWhere,
+} from '../activities/state/index.ts';
 import {
   TargetCursorError,
   targetListQuerySchema,
@@ -149,6 +155,7 @@ export async function withStateStore<T>(
   fn: (store: TargetStateStore) => Promise<T>,
 ): Promise<T> {
   let store: TargetStateStore;
+  if (!stateStoreConfigured(env)) throw new TargetStoreError(NO_STATE_STORE);
   try {
     store = openStateStore(env);
   } catch (err) {

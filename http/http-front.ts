@@ -61,7 +61,7 @@ import {
 import { refuseCallerSource } from '../client/sources.ts';
 import { dryRunSync } from '../client/dry-run.ts';
 import { TargetLookupError, TargetStoreError, showTarget } from '../client/targets.ts';
-import { openStateStore } from '../activities/state/index.ts';
+import { NO_STATE_STORE, openStateStore, stateStoreConfigured } from '../activities/state/index.ts';
 import type { TargetStateStore } from '../contracts/target-state.ts';
 import { temporalSettings, type TemporalSettings } from '../temporal/connection.ts';
 import { checkSyncRequest, oneLine } from '../client/request-check.ts';
@@ -684,6 +684,7 @@ export async function buildHttpFront(opts: HttpFrontOptions): Promise<FastifyIns
   let ownStore: TargetStateStore | undefined;
   const stateStore = (): TargetStateStore => {
     if (opts.stateStore) return opts.stateStore;
+    if (!stateStoreConfigured(process.env)) throw new HttpError(503, 'state_store_unavailable', NO_STATE_STORE);
     try {
       ownStore ??= openStateStore(process.env);
     } catch (err) {

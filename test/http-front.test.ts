@@ -233,6 +233,7 @@ describe('the OpenAPI document', () => {
         'GET /healthz',
         'GET /openapi.json',
         'POST /v1/syncs',
+        'POST /v1/dry-runs',
         'GET /v1/syncs/{id}',
         'POST /v1/syncs/{id}/resubmit',
         'POST /v1/syncs/{id}/finish',

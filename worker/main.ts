@@ -7,7 +7,7 @@ import { installTelemetry, telemetrySettings } from './telemetry.ts';
 import { dataConverterFromEnv } from '../temporal/codec.ts';
 import { temporalSettings } from '../temporal/connection.ts';
 import { createSyncWorker, providerReadiness } from './worker.ts';
-import { stateLocation, stateWhere } from '../activities/state/index.ts';
+import { stateLocation, stateStoreConfigured, stateWhere } from '../activities/state/index.ts';
 
 export class WorkerConfigError extends Error {
   override readonly name = 'WorkerConfigError';
@@ -21,7 +21,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
   }
   let state: string;
   try {
-    state = stateWhere(stateLocation(env));
+    state = stateStoreConfigured(env) ? stateWhere(stateLocation(env)) : 'off (CATALOG_SYNC_STATE_URL unset)';
   } catch (err) {
     throw new WorkerConfigError((err as Error).message);
   }

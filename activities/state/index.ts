@@ -27,9 +27,22 @@ export const defaultStateFile = (): string =>
 export type StateLocation = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
 
 /** Where the store is, from the environment; a value it cannot use throws one line naming the variable. */
+/**
+ * The store is on only when CATALOG_SYNC_STATE_URL names one (`sqlite` for the embedded default
+ * file): recording every answer costs a write per target, which a sync without the store's
+ * features should not pay (docs/state.md, "What it costs").
+ */
+export const stateStoreConfigured = (env: NodeJS.ProcessEnv = process.env): boolean =>
+  Boolean(env[STATE_URL_VAR]?.trim());
+
+/** The one line for a lookup with no store configured. */
+export const NO_STATE_STORE =
+  `no target-state store is configured: set ${STATE_URL_VAR}=sqlite (the embedded default, .data/target-state.sqlite) ` +
+  'or postgres://user:password@host/db, the same on the workers that record it';
+
 export function stateLocation(env: NodeJS.ProcessEnv = process.env): StateLocation {
   const raw = env[STATE_URL_VAR]?.trim();
-  if (!raw) return { kind: 'sqlite', file: defaultStateFile() };
+  if (!raw || /^sqlite:?$/i.test(raw)) return { kind: 'sqlite', file: defaultStateFile() };
   if (/^postgres(ql)?:\/\//i.test(raw)) {
     try {
       new URL(raw);
