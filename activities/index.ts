@@ -92,6 +92,8 @@ export interface PlanSliceInput {
   source: TargetSource;
   slice: SliceRef;
   batchSize?: number;
+  /** Send only what changed: targets whose content equals their last accepted one come back in `unchanged`. */
+  changedOnly?: boolean;
 }
 
 export interface SliceRejection {
@@ -108,6 +110,8 @@ export interface SlicePlan {
   rejections: SliceRejection[];
   /** Each batch as ranges of sequence numbers [from, to). */
   batches: [number, number][][];
+  /** With `changedOnly`: the targets found unchanged (in no batch), by sequence number. */
+  unchanged?: number[];
 }
 
 export interface ReleaseSourceInput {
@@ -151,6 +155,16 @@ function withinBudget(rejections: SliceRejection[]): SliceRejection[] {
     code,
     message: message.slice(0, 100),
   }));
+}
+
+/**
+ * The hash a changed-only sync compares (and an accepted answer records): of the adapter's diff
+ * content (Octogen: the record's version), else of the target as sent; undefined when the target
+ * has nothing to compare.
+ */
+export function diffHash(adapter: AnyProviderAdapter, target: unknown): string | undefined {
+  const content = adapter.diffContent ? adapter.diffContent(target) : target;
+  return content === undefined ? undefined : contentHash(content);
 }
 
 const inRanges = (ranges: [number, number][]) => {
@@ -214,11 +228,44 @@ export function createActivities(deps: ActivityDeps) {
   const callers = new Map<string, string | undefined>();
 
   /** A store that cannot take an answer fails the attempt, in one line naming the store (never its password). */
-  const storeFailure = (where: string, err: unknown): ApplicationFailure =>
+  const storeFailure = (where: string, err: unknown, what = "record the provider's answer"): ApplicationFailure =>
     ApplicationFailure.create({
       type: FailureType.StateStoreUnavailable,
-      message: `the target-state store (${where}) cannot record the provider's answer: ${clip((err as Error).message ?? String(err))}`,
+      message: `the target-state store (${where}) cannot ${what}: ${clip((err as Error).message ?? String(err))}`,
     });
+
+  /**
+   * Of `items` (valid, parsed targets with their bounded identities), the sequence numbers whose
+   * diff content hashes to the last accepted one of their item (`changedOnly`). One query a call.
+   * A store that cannot answer fails the attempt (Temporal retries it): nothing is ever sent or
+   * skipped on a guess.
+   */
+  async function findUnchanged(
+    adapter: AnyProviderAdapter,
+    config: unknown,
+    items: readonly { seq: number; identity: string; target: unknown }[],
+  ): Promise<number[]> {
+    const hashed: { seq: number; identity: string; hash: string }[] = [];
+    for (const item of items) {
+      const hash = diffHash(adapter, item.target);
+      if (hash !== undefined) hashed.push({ seq: item.seq, identity: item.identity, hash });
+    }
+    if (hashed.length === 0) return [];
+    let where = 'not opened';
+    let accepted: Map<string, string>;
+    try {
+      store ??= openStateStore(deps.env);
+      where = store.where;
+      const account = governorAccount(adapter.name, config, deps.governor?.taskQueue ?? '').hash;
+      accepted = await store.acceptedHashes(
+        account,
+        hashed.map((h) => h.identity),
+      );
+    } catch (err) {
+      throw storeFailure(store?.where ?? where, err, 'tell which targets changed');
+    }
+    return hashed.filter((h) => accepted.get(h.identity) === h.hash).map((h) => h.seq);
+  }
 
   /**
    * Records each item's outcome under its account and bounded identity, after the provider answered
@@ -258,7 +305,9 @@ export function createActivities(deps: ActivityDeps) {
           state: item.state,
           ...(item.code !== undefined ? { code: item.code } : {}),
           ...(item.message !== undefined ? { message: clip(item.message) } : {}),
-          ...(item.state === 'accepted' ? { contentHash: contentHash(item.target) } : {}),
+          ...(item.state === 'accepted'
+            ? { contentHash: diffHash(adapter, item.target) ?? contentHash(item.target) }
+            : {}),
           syncId,
           batch: call,
           ...(caller !== undefined ? { caller } : {}),
@@ -511,6 +560,7 @@ export function createActivities(deps: ActivityDeps) {
     echo: (adapter, target) => echoFromSource(adapter, target),
     clip,
     record: recordOutcomes,
+    unchanged: findUnchanged,
   });
 
   return {
@@ -558,7 +608,20 @@ export function createActivities(deps: ActivityDeps) {
           target: i.target,
           label: i.line !== undefined ? `line ${i.line}` : targetId(i.seq),
         }));
-      const plan = planTargets(adapter, await plannedLimits(adapter, config), parsed, input.batchSize);
+      const typed = new Map<number, unknown>();
+      const plan = planTargets(adapter, await plannedLimits(adapter, config), parsed, input.batchSize, typed);
+      const unchanged = input.changedOnly
+        ? await findUnchanged(
+            adapter,
+            config,
+            plan.valid.map((v) => ({ ...v, target: typed.get(v.seq) })),
+          )
+        : [];
+      const same = new Set(unchanged);
+      const batches =
+        same.size === 0
+          ? plan.batches
+          : plan.batches.map((b) => b.filter((s) => !same.has(s))).filter((b) => b.length > 0);
       const targets = new Map(parsed.map((p) => [p.seq, p.target]));
       for (const r of plan.rejections) {
         const line = lines.get(r.seq);
@@ -574,7 +637,11 @@ export function createActivities(deps: ActivityDeps) {
         });
       }
       rejections.sort((a, b) => a.seq - b.seq);
-      return { rejections: withinBudget(rejections), batches: plan.batches.map((b) => toRanges(b)) };
+      return {
+        rejections: withinBudget(rejections),
+        batches: batches.map((b) => toRanges(b)),
+        ...(input.changedOnly ? { unchanged } : {}),
+      };
     },
 
     /** Deletes the sync's spooled file once it has closed (only ever a spool file: spool.ts). */

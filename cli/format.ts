@@ -45,7 +45,8 @@ export function formatReport(workflowId: string, report: SyncReport, uiLink: str
   const lines = [
     `sync ${workflowId} (${report.provider}): ${report.phase}${report.closedReason ? ` (${report.closedReason})` : ''}`,
     `  submitted ${c.submitted} = accepted ${c.accepted} + rejected ${c.rejected} + failed ${c.failed} + superseded ${c.superseded}` +
-      (c.pending > 0 ? ` + pending ${c.pending}` : ''),
+      (c.pending > 0 ? ` + pending ${c.pending}` : '') +
+      (c.unchanged > 0 ? `; unchanged ${c.unchanged} (not sent)` : ''),
   ];
   if (abortReason) lines.push(`  ABORTED: ${abortReason}`);
   if (report.rejected.length > 0) {

@@ -138,6 +138,10 @@ const CountsSchema = z.object({
   rejected: z.number().int(),
   failed: z.number().int(),
   superseded: z.number().int(),
+  unchanged: described(
+    z.number().int(),
+    'targets not sent because their content equals the last accepted one (`changedOnly`); outside `submitted`',
+  ),
 });
 
 /** The provider's identity of the item a warning, rejection or failure concerns (contracts' ItemIdentity). */
