@@ -8,11 +8,12 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { awaitReport, startSync } from '../client/index.ts';
 import { countsAddUp, type SyncReport } from '../contracts/index.ts';
 import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
+import { runCli } from './helpers/processes.ts';
 import { freshStateUrl } from './helpers/state.ts';
 import { connectTestEnv, withWorker, type TemporalTestEnv } from './helpers/temporal.ts';
 
@@ -145,6 +146,44 @@ describe('changed-only syncs', () => {
       expectAddsUp(second);
       const sent = octogenSent().map((s) => s.uuid);
       expect(sent.sort()).toEqual([0, 1, 2, 15, 16, 17, 18, 19].map((i) => products[i]!.uuid).sort());
+    });
+  });
+
+  it('submit --changed-only: the CLI report says how many were unchanged and not sent', async () => {
+    const stateUrl = await freshStateUrl('sqlite', 'diff-cli');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'catalog-sync-diff-cli-'));
+    const file = path.join(dir, 'targets.ndjson');
+    const write = (v: string) =>
+      writeFile(
+        file,
+        products
+          .slice(20, 25)
+          .map((p, i) => JSON.stringify({ uuid: p.uuid, etag: i === 0 ? v : 'e1' }))
+          .join('\n'),
+      );
+    await withWorker(t, { env: workerEnv(stateUrl) }, async (taskQueue) => {
+      const env = {
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        TEMPORAL_NAMESPACE: inject('temporalNamespace'),
+        CATALOG_SYNC_TASK_QUEUE: taskQueue,
+      };
+      const submit = (...more: string[]) =>
+        runCli(
+          ['submit', '--provider', 'octogen', '--targets', file, '--changed-only', '--window', '0s', '--wait', ...more],
+          env,
+        );
+      await write('e1');
+      const first = await submit('--json');
+      expect(first.code, first.stderr).toBe(0);
+      expect((JSON.parse(first.stdout) as SyncReport).counts).toMatchObject({ submitted: 5, unchanged: 0 });
+      await write('e2');
+      octogen.reset();
+      const second = await submit();
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stdout).toMatch(
+        /submitted 1 = accepted 1 \+ rejected 0 \+ failed 0 \+ superseded 0; unchanged 4 \(not sent\)/,
+      );
+      expect(octogenSent().map((s) => s.uuid)).toEqual([products[20]!.uuid]);
     });
   });
 
