@@ -30,7 +30,8 @@ import { opener, releaseSpool } from './spool.ts';
 import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
 import { providerAdapter, providerNames } from './providers/index.ts';
 import { answeredItems, createLaneActivity, type CallCap, type ItemOutcome } from './lane.ts';
-import { contentHash, openStateStore, type TargetStateStore } from './state/index.ts';
+import { openStateStore, type TargetStateStore } from './state/index.ts';
+import { acceptedHash, unchangedSeqs } from './diff.ts';
 import type { TargetOutcomeRecord } from '../contracts/target-state.ts';
 import { answerWithinBudget } from './answer-budget.ts';
 
@@ -157,16 +158,6 @@ function withinBudget(rejections: SliceRejection[]): SliceRejection[] {
   }));
 }
 
-/**
- * The hash a changed-only sync compares (and an accepted answer records): of the adapter's diff
- * content (Octogen: the record's version), else of the target as sent; undefined when the target
- * has nothing to compare.
- */
-export function diffHash(adapter: AnyProviderAdapter, target: unknown): string | undefined {
-  const content = adapter.diffContent ? adapter.diffContent(target) : target;
-  return content === undefined ? undefined : contentHash(content);
-}
-
 const inRanges = (ranges: [number, number][]) => {
   const set = new Set<number>();
   for (const [from, to] of ranges) for (let s = from; s < to; s += 1) set.add(s);
@@ -245,26 +236,16 @@ export function createActivities(deps: ActivityDeps) {
     config: unknown,
     items: readonly { seq: number; identity: string; target: unknown }[],
   ): Promise<number[]> {
-    const hashed: { seq: number; identity: string; hash: string }[] = [];
-    for (const item of items) {
-      const hash = diffHash(adapter, item.target);
-      if (hash !== undefined) hashed.push({ seq: item.seq, identity: item.identity, hash });
-    }
-    if (hashed.length === 0) return [];
+    if (items.length === 0) return [];
     let where = 'not opened';
-    let accepted: Map<string, string>;
     try {
       store ??= openStateStore(deps.env);
       where = store.where;
       const account = governorAccount(adapter.name, config, deps.governor?.taskQueue ?? '').hash;
-      accepted = await store.acceptedHashes(
-        account,
-        hashed.map((h) => h.identity),
-      );
+      return await unchangedSeqs(store, account, adapter, items);
     } catch (err) {
       throw storeFailure(store?.where ?? where, err, 'tell which targets changed');
     }
-    return hashed.filter((h) => accepted.get(h.identity) === h.hash).map((h) => h.seq);
   }
 
   /**
@@ -305,9 +286,7 @@ export function createActivities(deps: ActivityDeps) {
           state: item.state,
           ...(item.code !== undefined ? { code: item.code } : {}),
           ...(item.message !== undefined ? { message: clip(item.message) } : {}),
-          ...(item.state === 'accepted'
-            ? { contentHash: diffHash(adapter, item.target) ?? contentHash(item.target) }
-            : {}),
+          ...(item.state === 'accepted' ? { contentHash: acceptedHash(adapter, item.target) } : {}),
           syncId,
           batch: call,
           ...(caller !== undefined ? { caller } : {}),

@@ -108,7 +108,9 @@ export function formatDryRun(plan: DryRunPlan): string {
   const n = formatCount;
   const lines = [
     `dry run (${plan.provider}): nothing was started and no provider was called`,
-    `  ${n(plan.targets)} targets: ${n(plan.wouldSend)} would be sent, ${n(plan.rejected)} rejected before sending`,
+    `  ${n(plan.targets)} targets: ${n(plan.wouldSend)} would be sent, ${n(plan.rejected)} rejected before sending` +
+      (plan.unchanged !== undefined ? `, ${n(plan.unchanged)} unchanged (not sent)` : ''),
+    ...(plan.unchangedUnknown !== undefined ? [`  changed-only: ${plan.unchangedUnknown}`] : []),
     `  ${n(plan.calls)} provider calls, ${n(plan.bytes)} bytes of targets (largest call ${n(plan.largestCallBytes)})`,
     `  limits: ${n(plan.limits.batchSize)} targets a call` +
       (plan.limits.maxBytes !== undefined ? `, ${n(plan.limits.maxBytes)} bytes a call` : '') +

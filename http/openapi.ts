@@ -64,6 +64,15 @@ export const DryRunPlanSchema = named(
     targets: described(z.number().int().nonnegative(), 'targets in the request or source'),
     wouldSend: described(z.number().int().nonnegative(), 'targets that pass validation: what a real run would send'),
     rejected: described(z.number().int().nonnegative(), 'targets a real run would reject before sending'),
+    unchanged: described(
+      z.number().int().nonnegative(),
+      'with `options.changedOnly` and the target-state store at hand: targets whose content equals the last ' +
+        'accepted one, which a real run would not send',
+    ).optional(),
+    unchangedUnknown: described(
+      z.string(),
+      'with `options.changedOnly`, why nothing could be compared (every valid target is counted as sent)',
+    ).optional(),
     rejections: described(
       z.array(z.object({ id: z.string(), line: z.number().int().optional(), code: z.string(), message: z.string() })),
       'the first 100 of them, each naming its target and the fix',

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { awaitReport, startSync } from '../client/index.ts';
+import { dryRunSync } from '../client/dry-run.ts';
 import { countsAddUp, type SyncReport } from '../contracts/index.ts';
 import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
@@ -146,6 +147,21 @@ describe('changed-only syncs', () => {
       expectAddsUp(second);
       const sent = octogenSent().map((s) => s.uuid);
       expect(sent.sort()).toEqual([0, 1, 2, 15, 16, 17, 18, 19].map((i) => products[i]!.uuid).sort());
+
+      // A dry run compares the same way, with zero provider calls: only the five without a version would go.
+      octogen.reset();
+      const again = targets((i) => (i < 15 ? (i < 3 ? 'v2' : 'v1') : undefined));
+      const request = { provider: 'octogen', targets: again, options: { changedOnly: true } };
+      const plan = await dryRunSync(request, { env: { ...workerEnv(stateUrl), CATALOG_SYNC_TASK_QUEUE: taskQueue } });
+      expect(plan).toMatchObject({ targets: 20, wouldSend: 5, unchanged: 15, calls: 1, providerCalls: 0 });
+      expect(octogen.requests).toHaveLength(0);
+      // Without the worker's provider configuration the account is unknown: it says so, and compares nothing.
+      const blind = await dryRunSync(request, { env: { CATALOG_SYNC_STATE_URL: stateUrl } });
+      expect(blind).toMatchObject({
+        wouldSend: 20,
+        unchangedUnknown: expect.stringMatching(/OCTOGEN_PLATFORM_API_KEY/),
+      });
+      expect(blind.unchanged).toBeUndefined();
     });
   });
 
