@@ -30,7 +30,8 @@ import { opener, releaseSpool } from './spool.ts';
 import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
 import { providerAdapter, providerNames } from './providers/index.ts';
 import { answeredItems, createLaneActivity, type CallCap, type ItemOutcome } from './lane.ts';
-import { contentHash, openStateStore, stateStoreConfigured, type TargetStateStore } from './state/index.ts';
+import { openStateStore, stateStoreConfigured, type TargetStateStore } from './state/index.ts';
+import { acceptedHash, unchangedSeqs } from './diff.ts';
 import type { TargetOutcomeRecord } from '../contracts/target-state.ts';
 import { answerWithinBudget } from './answer-budget.ts';
 
@@ -92,6 +93,8 @@ export interface PlanSliceInput {
   source: TargetSource;
   slice: SliceRef;
   batchSize?: number;
+  /** Send only what changed: targets whose content equals their last accepted one come back in `unchanged`. */
+  changedOnly?: boolean;
 }
 
 export interface SliceRejection {
@@ -108,6 +111,8 @@ export interface SlicePlan {
   rejections: SliceRejection[];
   /** Each batch as ranges of sequence numbers [from, to). */
   batches: [number, number][][];
+  /** With `changedOnly`: the targets found unchanged (in no batch), by sequence number. */
+  unchanged?: number[];
 }
 
 export interface ReleaseSourceInput {
@@ -214,11 +219,43 @@ export function createActivities(deps: ActivityDeps) {
   const callers = new Map<string, string | undefined>();
 
   /** A store that cannot take an answer fails the attempt, in one line naming the store (never its password). */
-  const storeFailure = (where: string, err: unknown): ApplicationFailure =>
+  const storeFailure = (where: string, err: unknown, what = "record the provider's answer"): ApplicationFailure =>
     ApplicationFailure.create({
       type: FailureType.StateStoreUnavailable,
-      message: `the target-state store (${where}) cannot record the provider's answer: ${clip((err as Error).message ?? String(err))}`,
+      message: `the target-state store (${where}) cannot ${what}: ${clip((err as Error).message ?? String(err))}`,
     });
+
+  /**
+   * Of `items` (valid, parsed targets with their bounded identities), the sequence numbers whose
+   * diff content hashes to the last accepted one of their item (`changedOnly`). One query a call.
+   * A store that cannot answer fails the attempt (Temporal retries it): nothing is ever sent or
+   * skipped on a guess.
+   */
+  async function findUnchanged(
+    adapter: AnyProviderAdapter,
+    config: unknown,
+    items: readonly { seq: number; identity: string; target: unknown }[],
+  ): Promise<number[]> {
+    if (items.length === 0) return [];
+    if (deps.stateStore === undefined && !stateStoreConfigured(deps.env)) {
+      // Nothing is recorded without a store, so nothing could ever be found unchanged: say so.
+      throw ApplicationFailure.create({
+        type: FailureType.InvalidSyncRequest,
+        nonRetryable: true,
+        message:
+          'changedOnly needs the target-state store: set CATALOG_SYNC_STATE_URL=sqlite (or postgres://...) on the workers, or sync without changedOnly',
+      });
+    }
+    let where = 'not opened';
+    try {
+      store ??= openStateStore(deps.env);
+      where = store.where;
+      const account = governorAccount(adapter.name, config, deps.governor?.taskQueue ?? '').hash;
+      return await unchangedSeqs(store, account, adapter, items);
+    } catch (err) {
+      throw storeFailure(store?.where ?? where, err, 'tell which targets changed');
+    }
+  }
 
   /**
    * Records each item's outcome under its account and bounded identity, after the provider answered
@@ -259,7 +296,7 @@ export function createActivities(deps: ActivityDeps) {
           state: item.state,
           ...(item.code !== undefined ? { code: item.code } : {}),
           ...(item.message !== undefined ? { message: clip(item.message) } : {}),
-          ...(item.state === 'accepted' ? { contentHash: contentHash(item.target) } : {}),
+          ...(item.state === 'accepted' ? { contentHash: acceptedHash(adapter, item.target) } : {}),
           syncId,
           batch: call,
           ...(caller !== undefined ? { caller } : {}),
@@ -512,6 +549,7 @@ export function createActivities(deps: ActivityDeps) {
     echo: (adapter, target) => echoFromSource(adapter, target),
     clip,
     record: recordOutcomes,
+    unchanged: findUnchanged,
   });
 
   return {
@@ -559,7 +597,20 @@ export function createActivities(deps: ActivityDeps) {
           target: i.target,
           label: i.line !== undefined ? `line ${i.line}` : targetId(i.seq),
         }));
-      const plan = planTargets(adapter, await plannedLimits(adapter, config), parsed, input.batchSize);
+      const typed = new Map<number, unknown>();
+      const plan = planTargets(adapter, await plannedLimits(adapter, config), parsed, input.batchSize, typed);
+      const unchanged = input.changedOnly
+        ? await findUnchanged(
+            adapter,
+            config,
+            plan.valid.map((v) => ({ ...v, target: typed.get(v.seq) })),
+          )
+        : [];
+      const same = new Set(unchanged);
+      const batches =
+        same.size === 0
+          ? plan.batches
+          : plan.batches.map((b) => b.filter((s) => !same.has(s))).filter((b) => b.length > 0);
       const targets = new Map(parsed.map((p) => [p.seq, p.target]));
       for (const r of plan.rejections) {
         const line = lines.get(r.seq);
@@ -575,7 +626,11 @@ export function createActivities(deps: ActivityDeps) {
         });
       }
       rejections.sort((a, b) => a.seq - b.seq);
-      return { rejections: withinBudget(rejections), batches: plan.batches.map((b) => toRanges(b)) };
+      return {
+        rejections: withinBudget(rejections),
+        batches: batches.map((b) => toRanges(b)),
+        ...(input.changedOnly ? { unchanged } : {}),
+      };
     },
 
     /** Deletes the sync's spooled file once it has closed (only ever a spool file: spool.ts). */

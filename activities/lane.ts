@@ -67,6 +67,16 @@ export interface LaneKit {
    * the run, to be retried from its last heartbeat) when the store cannot take it.
    */
   record(adapter: AnyProviderAdapter, config: unknown, call: string, items: readonly ItemOutcome[]): Promise<void>;
+  /**
+   * Of valid planned targets, the sequence numbers whose content equals their item's last accepted
+   * one (`changedOnly`); throws (failing the run, retried from its last heartbeat) when the store
+   * cannot answer.
+   */
+  unchanged(
+    adapter: AnyProviderAdapter,
+    config: unknown,
+    items: readonly { seq: number; identity: string; target: unknown }[],
+  ): Promise<number[]>;
 }
 
 /** One item's outcome as the target-state store takes it: the target as sent and what became of it. */
@@ -196,6 +206,18 @@ export function createLaneActivity(kit: LaneKit) {
             ...(echo !== undefined ? { target: echo } : {}),
           });
           settle([r.seq]);
+        }
+
+        if (input.changedOnly) {
+          // One store query a page: targets whose content the provider already has are settled, not sent.
+          const open = plan.valid.filter((v) => !done.has(v.seq));
+          const same = await kit.unchanged(
+            adapter,
+            config,
+            open.map((v) => ({ ...v, target: parsed.get(v.seq) })),
+          );
+          p.unchanged = (p.unchanged ?? 0) + same.length;
+          settle(same);
         }
 
         for (const batch of plan.batches.map((b) => b.filter((s) => !done.has(s))).filter((b) => b.length > 0)) {

@@ -47,7 +47,7 @@ export async function withClient<T>(
 /** The sync options the flags ask for, each checked against its limit and named by its flag. */
 export function optionsFromFlags(
   provider: string,
-  o: { window?: string; batchSize?: string; priority?: string },
+  o: { window?: string; batchSize?: string; priority?: string; changedOnly?: boolean },
 ): SyncOptions {
   const adapter = providerAdapter(provider);
   const options: SyncOptions = {};
@@ -85,5 +85,6 @@ export function optionsFromFlags(
       );
     options.priorityKey = n;
   }
+  if (o.changedOnly) options.changedOnly = true;
   return options;
 }

@@ -142,6 +142,10 @@ export function buildCli(): Command {
     .option('--window <duration>', 're-submission window once the first pass settles (e.g. 30m, 1h)')
     .option('--batch-size <n>', 'targets per provider call (at most the provider limit)')
     .option('--priority <1-5>', 'priority of the sync: 1 most urgent .. 5 least (default 3)')
+    .option(
+      '--changed-only',
+      'send only targets whose content differs from the last one the provider accepted; the rest are counted unchanged',
+    )
     .option('--allow-invalid', 'start even when some targets are malformed; they are reported as rejected')
     .option('--wait', 'wait until the first pass has settled and print the report')
     .option('--dry-run', 'validate and plan the batches, print what a real run would send; start nothing, call nothing')
@@ -154,6 +158,7 @@ export function buildCli(): Command {
         window?: string;
         batchSize?: string;
         priority?: string;
+        changedOnly?: boolean;
         allowInvalid?: boolean;
         wait?: boolean;
         dryRun?: boolean;

@@ -45,7 +45,8 @@ export function formatReport(workflowId: string, report: SyncReport, uiLink: str
   const lines = [
     `sync ${workflowId} (${report.provider}): ${report.phase}${report.closedReason ? ` (${report.closedReason})` : ''}`,
     `  submitted ${c.submitted} = accepted ${c.accepted} + rejected ${c.rejected} + failed ${c.failed} + superseded ${c.superseded}` +
-      (c.pending > 0 ? ` + pending ${c.pending}` : ''),
+      (c.pending > 0 ? ` + pending ${c.pending}` : '') +
+      (c.unchanged > 0 ? `; unchanged ${c.unchanged} (not sent)` : ''),
   ];
   if (abortReason) lines.push(`  ABORTED: ${abortReason}`);
   if (report.rejected.length > 0) {
@@ -107,7 +108,9 @@ export function formatDryRun(plan: DryRunPlan): string {
   const n = formatCount;
   const lines = [
     `dry run (${plan.provider}): nothing was started and no provider was called`,
-    `  ${n(plan.targets)} targets: ${n(plan.wouldSend)} would be sent, ${n(plan.rejected)} rejected before sending`,
+    `  ${n(plan.targets)} targets: ${n(plan.wouldSend)} would be sent, ${n(plan.rejected)} rejected before sending` +
+      (plan.unchanged !== undefined ? `, ${n(plan.unchanged)} unchanged (not sent)` : ''),
+    ...(plan.unchangedUnknown !== undefined ? [`  changed-only: ${plan.unchangedUnknown}`] : []),
     `  ${n(plan.calls)} provider calls, ${n(plan.bytes)} bytes of targets (largest call ${n(plan.largestCallBytes)})`,
     `  limits: ${n(plan.limits.batchSize)} targets a call` +
       (plan.limits.maxBytes !== undefined ? `, ${n(plan.limits.maxBytes)} bytes a call` : '') +

@@ -5,10 +5,16 @@
  * batched by the same planner the worker uses, with the provider's documented limits.
  */
 import type { Dispatcher } from 'undici';
+import { unchangedSeqs } from '../activities/diff.ts';
+import { governorAccount } from '../activities/governor.ts';
 import { planTargets, type SequencedTarget } from '../activities/plan.ts';
+import type { AnyProviderAdapter } from '../activities/providers/adapter.ts';
 import { providerAdapter } from '../activities/providers/index.ts';
 import { refuseSourceUrl, sourceDispatcher } from '../activities/source-policy.ts';
 import { readSlice, scanRef } from '../activities/sources.ts';
+import { openStateStore } from '../activities/state/index.ts';
+import type { TargetStateStore } from '../contracts/target-state.ts';
+import { temporalSettings } from '../temporal/connection.ts';
 import { targetId, type SliceRef, type SyncRequest, type TargetsRef } from '../contracts/index.ts';
 import { SyncRequestError, checkSyncRequest } from './request-check.ts';
 
@@ -23,8 +29,15 @@ export interface DryRunPlan {
   provider: string;
   /** Targets in the request or source. */
   targets: number;
-  /** Targets that pass validation: what a real run would send. */
+  /** Targets that pass validation: what a real run would send (less `unchanged`, with `changedOnly`). */
   wouldSend: number;
+  /**
+   * With `changedOnly` and the target-state store at hand: valid targets whose content equals their
+   * item's last accepted one, which a real run would not send (in no call).
+   */
+  unchanged?: number;
+  /** With `changedOnly`, why nothing could be compared (every valid target is counted as sent). */
+  unchangedUnknown?: string;
   /** Targets a real run would reject before sending (malformed, too large, duplicates). */
   rejected: number;
   /** The first LISTED_REJECTIONS of them, each naming its target and the fix. */
@@ -52,8 +65,9 @@ const jsonBytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v), '
 /** What the sync of `request` would send, read and planned here; nothing is started or called. */
 export async function dryRunSync(request: SyncRequest, opts: DryRunOptions = {}): Promise<DryRunPlan> {
   const { request: req } = checkSyncRequest(request);
-  const adapter = providerAdapter(req.provider);
-  if (!adapter) throw new SyncRequestError(`provider: unknown provider "${req.provider}"`);
+  const found = providerAdapter(req.provider);
+  if (!found) throw new SyncRequestError(`provider: unknown provider "${req.provider}"`);
+  const adapter: AnyProviderAdapter = found;
   const limits = adapter.documentedLimits;
   const batchSize = Math.min(req.options?.batchSize ?? limits.maxTargets, limits.maxTargets);
   const plan: DryRunPlan = {
@@ -74,11 +88,21 @@ export async function dryRunSync(request: SyncRequest, opts: DryRunOptions = {})
     cutBy: { targets: 0, bytes: 0, pageOrGroupEnd: 0 },
     providerCalls: 0,
   };
+  const diff = req.options?.changedOnly ? openDiff(adapter, opts.env ?? process.env) : undefined;
+  if (diff && 'unknown' in diff) plan.unchangedUnknown = diff.unknown;
+  else if (diff) plan.unchanged = 0;
   const reject = (r: { id: string; line?: number; code: string; message: string }) => {
     plan.rejected += 1;
     if (plan.rejections.length < LISTED_REJECTIONS) plan.rejections.push(r);
   };
-  for await (const page of pagesOf(req, opts)) {
+  try {
+    for await (const page of pagesOf(req, opts)) await planPage(page);
+  } finally {
+    if (diff && 'store' in diff) await diff.store.close().catch(() => undefined);
+  }
+  return plan;
+
+  async function planPage(page: PageItem[]): Promise<void> {
     plan.targets += page.length;
     const valid = page.filter((i) => i.error === undefined) as (SequencedTarget & { line?: number })[];
     for (const i of page) {
@@ -98,14 +122,49 @@ export async function dryRunSync(request: SyncRequest, opts: DryRunOptions = {})
       const line = lineOf.get(r.seq);
       reject({ id: targetId(r.seq), ...(line !== undefined ? { line } : {}), code: r.code, message: r.message });
     }
+    let batches = planned.batches;
+    if (diff && 'store' in diff) {
+      const open = planned.valid.map((v) => ({ ...v, target: parsed.get(v.seq) }));
+      const same = new Set(
+        await unchangedSeqs(diff.store, diff.account, adapter, open).catch((err: unknown) => {
+          throw new SyncRequestError(
+            `the target-state store (${diff.store.where}) cannot tell which targets changed: ${(err as Error).message}`,
+          );
+        }),
+      );
+      plan.unchanged = (plan.unchanged ?? 0) + same.size;
+      batches = batches.map((b) => b.filter((s) => !same.has(s))).filter((b) => b.length > 0);
+    }
     countCalls(
       plan,
-      planned.batches.map((b) => b.map((seq) => parsed.get(seq))),
+      batches.map((b) => b.map((seq) => parsed.get(seq))),
       batchSize,
       limits.maxBytes,
     );
   }
-  return plan;
+}
+
+/**
+ * The store and account a changed-only dry run compares with: the account is the worker's (its
+ * provider configuration and task queue, from the same environment), so without that
+ * configuration nothing can be compared and the plan says why.
+ */
+function openDiff(
+  adapter: AnyProviderAdapter,
+  env: NodeJS.ProcessEnv,
+): { store: TargetStateStore; account: string } | { unknown: string } {
+  const read = adapter.configFromEnv(env);
+  if ('missing' in read) {
+    return {
+      unknown: `not compared: ${read.missing.join(', ')} is not set here, so the provider account is unknown; set it as the worker has it`,
+    };
+  }
+  try {
+    const store = openStateStore(env);
+    return { store, account: governorAccount(adapter.name, read.config, temporalSettings(env).taskQueue).hash };
+  } catch (err) {
+    return { unknown: `not compared: ${(err as Error).message}` };
+  }
 }
 
 /** Each planned call's size, and which limit closed it. */

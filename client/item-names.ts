@@ -24,6 +24,8 @@ export function nameItems<T extends Rejection | Failure>(provider: string, items
 /** The report with every rejection and failure named where its echo allows (see nameItems). */
 export function nameReportItems(report: SyncReport): SyncReport {
   if (!report || !Array.isArray(report.rejected) || !Array.isArray(report.failed)) return report;
+  // Reports of syncs closed before `unchanged` existed count none.
+  if (report.counts && typeof report.counts.unchanged !== 'number') report.counts.unchanged = 0;
   nameItems(report.provider, report.rejected);
   nameItems(report.provider, report.failed);
   return report;

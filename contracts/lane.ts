@@ -11,7 +11,7 @@ import type { ProviderCall, SliceRef, TargetsRef } from './sync.ts';
 /** Where a lane is: the page in hand (index into its pages) and the sequence numbers of it already settled. */
 export interface LaneCursor {
   page: number;
-  /** [from, to) ranges of the page's sequence numbers settled (answered, or rejected when planned). */
+  /** [from, to) ranges of the page's sequence numbers settled (answered, rejected when planned, or unchanged). */
   done: [number, number][];
 }
 
@@ -58,6 +58,8 @@ export interface LaneInput {
   /** Backoff for a failed call when the provider named no wait: first, longest (milliseconds). */
   callInitialMs: number;
   callMaximumMs: number;
+  /** Send only what changed: a target whose content equals its last accepted one is settled `unchanged`, not sent. */
+  changedOnly?: boolean;
 }
 
 /** What a lane run did; also its heartbeat details, so a retried run resumes from them. */
@@ -67,6 +69,8 @@ export interface LaneProgress {
   runFrom?: number;
   pageFrom?: number;
   accepted: number;
+  /** Targets found unchanged (`changedOnly`) and not sent; their seqs are in the cursor's `done` like sent ones. */
+  unchanged?: number;
   outcomes: LaneOutcome[];
   failures: LaneFailure[];
   /** Targets the provider rejected for a transient reason: the workflow re-sends them (bounded). */

@@ -45,6 +45,8 @@ export interface Ledger {
   submitted: number;
   /** Accepted targets (they keep no entry). */
   accepted: number;
+  /** Targets found unchanged (`changedOnly`): never sent, taken out of `submitted` when found. */
+  unchanged?: number;
   /** Keyed by sequence number; integer keys iterate in ascending order. */
   entries: Record<string, Entry>;
   elsewhere: Elsewhere[];

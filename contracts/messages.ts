@@ -101,6 +101,8 @@ export const SliceProgressSchema = z.object({
   accepted: z.number().int().nonnegative(),
   rejected: z.number().int().nonnegative(),
   failed: z.number().int().nonnegative(),
+  /** Targets found unchanged (never sent): the sync takes them out of its `submitted`. */
+  unchanged: z.number().int().nonnegative().optional(),
 });
 export type SliceProgress = z.infer<typeof SliceProgressSchema>;
 export const sliceProgressSignal = defineSignal<[SliceProgress]>('sliceProgress');

@@ -95,6 +95,11 @@ export const SyncOptionsSchema = z
       .optional(),
     /** Alert (CATALOG_SYNC_ALERT_WEBHOOK_URL) when the closed sync's rejected + failed are above it (docs/alerts.md). */
     alertThreshold: AlertThresholdSchema.optional(),
+    /**
+     * Send only what changed (docs/state.md): a target whose content equals the last one the
+     * provider accepted for that item is not sent and is counted `unchanged`, outside `submitted`.
+     */
+    changedOnly: z.boolean().optional(),
   })
   .strict()
   .superRefine((o, ctx) => {
@@ -121,7 +126,7 @@ export const DEFAULT_OPTIONS = {
   slicesPerRun: 200,
 } as const;
 
-export type ResolvedOptions = { batchSize?: number; priorityKey?: number } & {
+export type ResolvedOptions = { batchSize?: number; priorityKey?: number; changedOnly?: boolean } & {
   -readonly [K in keyof typeof DEFAULT_OPTIONS]: K extends
     'resubmissionWindow' | 'callInitialInterval' | 'callMaximumInterval'
     ? string | number
@@ -133,6 +138,7 @@ export function resolveOptions(o: SyncOptions): ResolvedOptions {
   return {
     ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
     ...(o.priorityKey !== undefined ? { priorityKey: o.priorityKey } : {}),
+    ...(o.changedOnly === true ? { changedOnly: true } : {}),
     resubmissionWindow: o.resubmissionWindow ?? DEFAULT_OPTIONS.resubmissionWindow,
     transientResends: o.transientResends ?? DEFAULT_OPTIONS.transientResends,
     callAttempts: o.callAttempts ?? DEFAULT_OPTIONS.callAttempts,
@@ -303,6 +309,11 @@ export interface Counts {
   rejected: number;
   failed: number;
   superseded: number;
+  /**
+   * Targets not sent because their content equals the last accepted one (`changedOnly`): outside
+   * `submitted`, so `submitted = accepted + rejected + failed + superseded` (+ pending) still holds.
+   */
+  unchanged: number;
 }
 
 export type SyncPhase = 'validating' | 'sending' | 'open' | 'closed';

@@ -64,6 +64,15 @@ export const DryRunPlanSchema = named(
     targets: described(z.number().int().nonnegative(), 'targets in the request or source'),
     wouldSend: described(z.number().int().nonnegative(), 'targets that pass validation: what a real run would send'),
     rejected: described(z.number().int().nonnegative(), 'targets a real run would reject before sending'),
+    unchanged: described(
+      z.number().int().nonnegative(),
+      'with `options.changedOnly` and the target-state store at hand: targets whose content equals the last ' +
+        'accepted one, which a real run would not send',
+    ).optional(),
+    unchangedUnknown: described(
+      z.string(),
+      'with `options.changedOnly`, why nothing could be compared (every valid target is counted as sent)',
+    ).optional(),
     rejections: described(
       z.array(z.object({ id: z.string(), line: z.number().int().optional(), code: z.string(), message: z.string() })),
       'the first 100 of them, each naming its target and the fix',
@@ -138,6 +147,10 @@ const CountsSchema = z.object({
   rejected: z.number().int(),
   failed: z.number().int(),
   superseded: z.number().int(),
+  unchanged: described(
+    z.number().int(),
+    'targets not sent because their content equals the last accepted one (`changedOnly`); outside `submitted`',
+  ),
 });
 
 /** The provider's identity of the item a warning, rejection or failure concerns (contracts' ItemIdentity). */

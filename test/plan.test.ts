@@ -160,7 +160,15 @@ describe('takeResubmission', () => {
 describe('CLI progress', () => {
   const report = (pending: number, accepted: number) =>
     ({
-      counts: { submitted: 10, pending, accepted, rejected: 10 - pending - accepted, failed: 0, superseded: 0 },
+      counts: {
+        submitted: 10,
+        pending,
+        accepted,
+        rejected: 10 - pending - accepted,
+        failed: 0,
+        superseded: 0,
+        unchanged: 0,
+      },
     }) as SyncReport;
 
   it('redraws a bar with counts on a terminal', () => {

@@ -14,7 +14,7 @@ const head = {
   workflowId: 'catalog-sync-insider-x',
   provider: 'insider',
   phase: 'closed' as const,
-  counts: { submitted: 0, pending: 0, accepted: 0, rejected: 0, failed: 0, superseded: 0 },
+  counts: { submitted: 0, pending: 0, accepted: 0, rejected: 0, failed: 0, superseded: 0, unchanged: 0 },
   firstPassSettled: true,
 };
 

@@ -30,7 +30,7 @@ import {
   type SliceRef,
   type TargetsRef,
 } from '../contracts/index.ts';
-import { addCalls, receive, settle, warningOf, type Ledger } from './ledger.ts';
+import { addCalls, markUnchanged, receive, settle, warningOf, type Ledger } from './ledger.ts';
 import { createSender, providerCallPriority, type Sender } from './sender.ts';
 
 /** A lane's share of a slice's pages, [from, to) by index, and where in it the lane stands. */
@@ -98,6 +98,8 @@ function perPage(pages: SliceRef[], seqs: number[]): number[][] {
 /** A lane result's acceptances, rejections, warnings and failures, into the ledger. */
 function recordOutcomes(ledger: Ledger, r: LaneResult): void {
   ledger.accepted += r.accepted;
+  // Unchanged targets (changedOnly) were never sent: out of `submitted`, into `unchanged`.
+  markUnchanged(ledger, r.unchanged ?? 0);
   for (const o of r.outcomes) {
     if (o.state === 'warning') {
       ledger.warnings.push(warningOf(o.seq, o));
@@ -168,6 +170,7 @@ function laneRun(spec: LanesSpec, lane: number, share: LaneShare, pagesPerRun: n
     callAttempts: opts.callAttempts,
     callInitialMs: msToNumber(opts.callInitialInterval),
     callMaximumMs: msToNumber(opts.callMaximumInterval),
+    ...(opts.changedOnly ? { changedOnly: true } : {}),
   };
   return { base, summary, input };
 }

@@ -106,6 +106,27 @@ export const warningOf = (
   message: w.message,
 });
 
+/**
+ * Targets found unchanged (`changedOnly`): never sent, so they leave `submitted` (and pending) for
+ * `unchanged`, and `submitted = accepted + rejected + failed + superseded` still holds.
+ */
+export function markUnchanged(ledger: Ledger, count: number): void {
+  if (count <= 0) return;
+  ledger.submitted -= count;
+  ledger.unchanged = (ledger.unchanged ?? 0) + count;
+}
+
+/** Inline targets found unchanged: their pending entries go, and they leave `submitted` for `unchanged`. */
+export function settleUnchanged(ledger: Ledger, seqs: readonly number[]): void {
+  let n = 0;
+  for (const seq of seqs) {
+    if (ledger.entries[seq]?.state !== 'pending') continue;
+    delete ledger.entries[seq];
+    n += 1;
+  }
+  markUnchanged(ledger, n);
+}
+
 /** Rejected or failed: what a re-submission may fix. */
 export const isFixable = (e: Entry): boolean => e.state === 'rejected' || e.state === 'failed';
 
@@ -117,6 +138,7 @@ export function counts(ledger: Ledger): Counts {
     rejected: 0,
     failed: 0,
     superseded: 0,
+    unchanged: ledger.unchanged ?? 0,
   };
   for (const e of Object.values(ledger.entries)) if (e.state !== 'pending') c[e.state] += 1;
   for (const x of ledger.elsewhere) {

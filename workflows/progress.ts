@@ -35,7 +35,7 @@ export function createLiveSlices(): LiveSlices {
       if (!parsed.success) return;
       const p = parsed.data;
       const slice = running.get(p.slice);
-      if (!slice || p.accepted + p.rejected + p.failed > slice.targets) return;
+      if (!slice || p.accepted + p.rejected + p.failed + (p.unchanged ?? 0) > slice.targets) return;
       slice.progress = p;
     },
     counts(base) {
@@ -46,6 +46,11 @@ export function createLiveSlices(): LiveSlices {
         c.rejected += p.rejected;
         c.failed += p.failed;
         c.pending -= p.accepted + p.rejected + p.failed;
+        // Unchanged targets were never sent: they leave `submitted` (and pending) for `unchanged`.
+        const same = p.unchanged ?? 0;
+        c.submitted -= same;
+        c.pending -= same;
+        c.unchanged += same;
       }
       return c;
     },

@@ -33,7 +33,7 @@ import {
   HANDLER_DESCRIPTIONS,
   pageRequest,
 } from '../contracts/index.ts';
-import { counts, newLedger, receive, settle, type Entry, type Ledger } from './ledger.ts';
+import { counts, newLedger, receive, settle, settleUnchanged, type Entry, type Ledger } from './ledger.ts';
 import { buildReport, pageEntries, pageWarnings } from './report.ts';
 import { PROGRESS_EVERY_MS, progressDetails, watchProgress } from './visibility.ts';
 import { createSender, type Sender } from './sender.ts';
@@ -60,6 +60,8 @@ export interface SliceResult {
   accepted: number;
   rejected: number;
   failed: number;
+  /** Targets found unchanged (changedOnly), never sent: the sync takes them out of its `submitted`. */
+  unchanged?: number;
   /** The slice's targets that were not accepted, by sequence number, as far as the budget allows. */
   entries: Record<string, Entry>;
   /** False when some entries stayed behind: the slice's `sliceEntries` query pages them all. */
@@ -150,6 +152,7 @@ async function sendInline(
         source: { kind: 'inline', targets: pageTargets },
         slice: page,
         ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+        ...(opts.changedOnly ? { changedOnly: true } : {}),
       });
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : err;
@@ -180,6 +183,8 @@ function enqueuePlan(ledger: Ledger, sender: Sender, page: SliceRef, plan: Slice
       ...(r.line !== undefined ? { line: r.line } : {}),
     });
   }
+  // Unchanged targets (changedOnly) are never sent: out of `submitted`, into `unchanged`.
+  if (plan.unchanged) settleUnchanged(ledger, plan.unchanged);
   const seqs = Array.from({ length: page.count }, (_, i) => page.firstSeq + i);
   sender.enqueue(
     plan.batches.map((ranges) => ranges.flatMap(([from, to]) => seqs.slice(from - page.firstSeq, to - page.firstSeq))),
@@ -268,7 +273,13 @@ async function reportProgress(input: SliceInput, ledger: Ledger, active: () => b
       const c = counts(ledger);
       setCurrentDetails(`${name}: sending, ${progressDetails(c)}`);
       if (!parent || input.index === undefined) return;
-      const progress = { slice: input.index, accepted: c.accepted, rejected: c.rejected, failed: c.failed };
+      const progress = {
+        slice: input.index,
+        accepted: c.accepted,
+        rejected: c.rejected,
+        failed: c.failed,
+        ...(c.unchanged > 0 ? { unchanged: c.unchanged } : {}),
+      };
       try {
         await getExternalWorkflowHandle(parent.workflowId).signal(sliceProgressSignal, progress);
       } catch {
@@ -302,6 +313,7 @@ function sliceResult(ledger: Ledger, abortReason: string | undefined): SliceResu
     accepted: ledger.accepted,
     rejected: c.rejected,
     failed: c.failed,
+    ...(c.unchanged > 0 ? { unchanged: c.unchanged } : {}),
     entries,
     complete,
     warnings,

@@ -37,7 +37,7 @@ import {
   type SyncReport,
   type TargetSource,
 } from '../contracts/index.ts';
-import { addCalls, counts } from './ledger.ts';
+import { addCalls, counts, markUnchanged } from './ledger.ts';
 import { carriedLedgerBytes, compactForCarry } from './report.ts';
 import { progressDetails, recordOutcome, sliceAttributes, watchProgress } from './visibility.ts';
 import { runSlice, syncSliceWorkflow, type SliceResult } from './slice.ts';
@@ -231,7 +231,7 @@ async function runSliceChild(run: SyncRun, index: number, group: SliceRef[]): Pr
       mergeSlice(run, result, workflowId);
       if (!result.rest || result.abortReason !== undefined) return;
       shares = result.rest;
-      count -= result.accepted + result.rejected + result.failed;
+      count -= result.accepted + result.rejected + result.failed + (result.unchanged ?? 0);
     } catch (err) {
       const message = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
       live.end(index);
@@ -252,6 +252,7 @@ function mergeSlice(run: SyncRun, result: SliceResult, workflowId: string): void
   const { state } = run;
   const { ledger } = state;
   ledger.accepted += result.accepted;
+  markUnchanged(ledger, result.unchanged ?? 0); // never sent: out of `submitted`
   addCalls(ledger, result.calls, result.callCount ?? result.calls.length);
   const bytes = jsonBytes(result.entries) + jsonBytes(result.warnings);
   // Merged only while the state this run may carry to the next stays under CARRY_BYTES.

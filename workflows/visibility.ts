@@ -79,7 +79,8 @@ export function progressDetails(counts: Counts): string {
   const settled = counts.submitted - counts.pending;
   return (
     `${formatCount(settled)} of ${formatCount(counts.submitted)} targets settled ` +
-    `(accepted ${formatCount(counts.accepted)}, rejected ${formatCount(counts.rejected)}, failed ${formatCount(counts.failed)})`
+    `(accepted ${formatCount(counts.accepted)}, rejected ${formatCount(counts.rejected)}, failed ${formatCount(counts.failed)})` +
+    (counts.unchanged > 0 ? `; ${formatCount(counts.unchanged)} unchanged, not sent` : '')
   );
 }
 

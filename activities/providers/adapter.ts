@@ -80,6 +80,12 @@ export interface ProviderAdapter<Target = unknown, Config = unknown> {
   groupKey(target: Target): string;
   /** What identifies the product to the provider: matches answers and re-submissions to targets. */
   identity(target: Target): string;
+  /**
+   * What a changed-only sync compares with the item's last accepted payload (docs/state.md): by
+   * default the target itself; `undefined` when the target carries nothing to compare (it is then
+   * never found unchanged). Octogen: the source record's `version` or `etag`.
+   */
+  diffContent?(target: Target): unknown;
   /** Per-target rejection codes that mean "try again later": re-sent automatically, bounded. */
   transientRejectionCodes: readonly string[];
   /**

@@ -30,6 +30,14 @@ export const isPlainHttpUrl = (s: string): boolean => {
   }
 };
 
+/** `version` / `etag`: the source record's version, used to tell changed targets (never sent). */
+const diffTag = (field: string) =>
+  z
+    .string({ error: `${field} must be a string (the source record's version; never sent)` })
+    .min(1, `${field} must not be empty; leave it out or give the record's version`)
+    .max(200, `${field} must be at most 200 characters`)
+    .optional();
+
 export const OctogenTargetSchema = z
   .strictObject(
     {
@@ -52,11 +60,14 @@ export const OctogenTargetSchema = z
         .max(200, 'catalog must be at most 200 characters')
         .refine(cleanText, { error: 'catalog must be text without control characters or lone surrogates' })
         .optional(),
+      // The source's own version of the record: compared by changed-only syncs, never sent.
+      version: diffTag('version'),
+      etag: diffTag('etag'),
     },
     {
       error: (issue) =>
         issue.code === 'unrecognized_keys'
-          ? `unknown field ${issue.keys.join(', ')}; an Octogen target has only uuid, url and catalog`
+          ? `unknown field ${issue.keys.join(', ')}; an Octogen target has only uuid, url and catalog (and optionally version or etag, never sent)`
           : issue.code === 'invalid_type'
             ? 'a target must be an object with uuid or url (and optionally catalog)'
             : undefined,
@@ -150,6 +161,16 @@ function mapOutcomes(sent: OctogenTarget[], answer: z.infer<typeof RefreshAnswer
   return out;
 }
 
+/** A target as Octogen takes it: without the fields only changed-only syncs read. */
+const sentForm = (t: OctogenTarget): Omit<OctogenTarget, 'version' | 'etag'> =>
+  t.version === undefined && t.etag === undefined
+    ? t
+    : {
+        ...(t.uuid !== undefined ? { uuid: t.uuid } : {}),
+        ...(t.url !== undefined ? { url: t.url } : {}),
+        ...(t.catalog !== undefined ? { catalog: t.catalog } : {}),
+      };
+
 export const octogen: ProviderAdapter<OctogenTarget, OctogenConfig> = {
   name: 'octogen',
   title: 'Octogen',
@@ -159,6 +180,14 @@ export const octogen: ProviderAdapter<OctogenTarget, OctogenConfig> = {
   budget: (config) => (config.requestsPerMinute ? { requestsPerMinute: config.requestsPerMinute } : undefined),
   groupKey: (t) => t.catalog ?? '',
   identity: identityOf,
+  // A refresh target has no content to compare: the source's version of the record stands for it.
+  diffContent: (t) =>
+    t.version === undefined && t.etag === undefined
+      ? undefined
+      : {
+          ...(t.version !== undefined ? { version: t.version } : {}),
+          ...(t.etag !== undefined ? { etag: t.etag } : {}),
+        },
   // Octogen documents no per-target transient codes; these are the ones its retry guidance implies.
   transientRejectionCodes: ['temporarily_unavailable', 'rate_limited', 'internal_error', 'not_in_answer'],
 
@@ -188,7 +217,8 @@ export const octogen: ProviderAdapter<OctogenTarget, OctogenConfig> = {
     const http = { provider: 'octogen', title: 'Octogen', ...ctx };
     const res = await postJson(
       `${ctx.config.baseUrl}/v1/products/refresh`,
-      JSON.stringify({ targets }),
+      // `version` and `etag` are catalog-sync's own: Octogen never sees them.
+      JSON.stringify({ targets: targets.map(sentForm) }),
       {
         authorization: `Bearer ${ctx.config.apiKey}`,
       },
