@@ -229,4 +229,21 @@ describe('changed-only syncs', () => {
     expect(JSON.stringify(history)).toContain('StateStoreUnavailable');
     expect(JSON.stringify(history)).not.toContain(url.password);
   });
+
+  it('changedOnly on workers without a store fails the sync in one line naming CATALOG_SYNC_STATE_URL; nothing is sent', async () => {
+    const { CATALOG_SYNC_STATE_URL: _none, ...noStore } = workerEnv('unused');
+    void _none;
+    const outcome = await withWorker(t, { env: noStore }, async (taskQueue) => {
+      const started = await startSync(
+        t.client,
+        { provider: 'insider', targets: [update(items[0]!, 1), update(items[1]!, 1)], options: fast },
+        taskQueue,
+      );
+      return awaitReport(t.client, started.workflowId);
+    });
+    expect(insider.requests).toHaveLength(0);
+    expect(outcome.abortReason).toContain('changedOnly needs the target-state store: set CATALOG_SYNC_STATE_URL');
+    expect(outcome.report.counts).toMatchObject({ submitted: 2, failed: 2, unchanged: 0 });
+    expectAddsUp(outcome.report);
+  });
 });
