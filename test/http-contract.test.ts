@@ -11,6 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startHttpFront, type RunningHttpFront } from '../http/http-front.ts';
+import { openStateStore } from '../activities/state/index.ts';
+import { freshStateUrl } from './helpers/state.ts';
 import { projectRoot } from '../scripts/temporal-bin.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { connectTestEnv, makeWorker, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
@@ -34,7 +36,9 @@ beforeAll(async () => {
     worker.shutdown();
     await running;
   };
-  front = await startHttpFront({ client: t.client, taskQueue, tokens: [TOKEN], logger: false, port: 0 });
+  // The target lookups read a real store (SQLite): without one they would answer 503 by design.
+  const stateStore = openStateStore({ CATALOG_SYNC_STATE_URL: await freshStateUrl('sqlite', 'contract') });
+  front = await startHttpFront({ client: t.client, taskQueue, tokens: [TOKEN], logger: false, port: 0, stateStore });
 });
 
 afterAll(async () => {
