@@ -23,8 +23,10 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
 import { startSync } from '../client/index.ts';
-import { startDevServer, type DevServer } from '../scripts/dev-server.ts';
+import { startDevServer } from '../scripts/dev-server.ts';
 import { projectRoot } from '../scripts/temporal-bin.ts';
+import { errorText, type Ctx, type RunRecord, type Scenario } from './context.ts';
+import { NEW_SCENARIOS } from './scenarios/index.ts';
 import { seededRandom } from '../simulators/faults.ts';
 import { makeOctogenProducts, startOctogenSimulator } from '../simulators/octogen.ts';
 import { createSyncWorker, workflowsPath, type SyncWorker } from '../worker/worker.ts';
@@ -68,7 +70,6 @@ const ONLY = (process.env.CHAOS_SCENARIOS ?? '')
   .filter(Boolean);
 
 const progress = (line: string) => process.stderr.write(`chaos: ${line}\n`);
-const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
@@ -76,48 +77,45 @@ const errorText = (err: unknown) => (err instanceof Error ? err.message : String
 
 type Disruption = 'kill-restart' | 'two-workers-kill-one' | 'server-restart' | 'storm';
 
-interface Scenario {
+interface Classic {
   name: string;
   disruption: Disruption;
   storm?: Storm;
 }
 
-const ALL_SCENARIOS: Scenario[] = [
+/** The first scenarios: one small Octogen sync by reference, every target accepted. */
+const CLASSIC: Classic[] = [
   { name: 'worker killed + restarted', disruption: 'kill-restart' },
   { name: 'two workers, one killed', disruption: 'two-workers-kill-one' },
   { name: 'dev server restarted', disruption: 'server-restart' },
-  ...STORMS.map((storm): Scenario => ({ name: storm.name, disruption: 'storm', storm })),
+  ...STORMS.map((storm): Classic => ({ name: storm.name, disruption: 'storm', storm })),
+];
+
+/** The scenario table: every row runs CHAOS_RUNS seeded times. */
+const ALL_SCENARIOS: Scenario[] = [
+  ...CLASSIC.map((c): Scenario => ({ name: c.name, run: (ctx, seed) => runOnce(ctx, c, seed) })),
+  ...NEW_SCENARIOS,
 ];
 const SCENARIOS = ALL_SCENARIOS.filter((s) => ONLY.length === 0 || ONLY.some((o) => s.name.toLowerCase().includes(o)));
 
-interface RunRecord {
-  scenario: string;
-  seed: number;
-  wallMs: number;
-  detail: string;
-  evaluation?: Evaluation;
-  error?: string;
-  ok: boolean;
+/** The classic scenarios' file of TARGETS products, written once. */
+let classicFixture: { targetsFile: string; products: ReturnType<typeof makeOctogenProducts> } | undefined;
+function classic(ctx: Ctx) {
+  if (!classicFixture) {
+    const products = makeOctogenProducts(CHAOS_CATALOG, TARGETS);
+    classicFixture = { products, targetsFile: writeTargetsFile(ctx.dir, products) };
+  }
+  return classicFixture;
 }
 
-interface Ctx {
-  server: DevServer;
-  dbFile: string;
-  port: number;
-  client: Client;
-  native: NativeConnection;
-  bundlePath: string;
-  targetsFile: string;
-  products: ReturnType<typeof makeOctogenProducts>;
-}
-
-async function runOnce(ctx: Ctx, sc: Scenario, seed: number): Promise<RunRecord> {
+async function runOnce(ctx: Ctx, sc: Classic, seed: number): Promise<RunRecord> {
+  const { products, targetsFile } = classic(ctx);
   const rnd = seededRandom(seed);
   const started = Date.now();
-  const deadline = started + RUN_TIMEOUT_MS;
+  const deadline = ctx.deadline;
   const sim = await startOctogenSimulator({
     keys: { [CHAOS_KEY]: [CHAOS_CATALOG] },
-    products: ctx.products,
+    products,
     latencyMs: 50,
   });
   const taskQueue = `chaos-${sc.disruption}-${seed}`;
@@ -165,7 +163,7 @@ async function runOnce(ctx: Ctx, sc: Scenario, seed: number): Promise<RunRecord>
 
     const { workflowId } = await startSync(
       ctx.client,
-      { provider: 'octogen', targetsRef: { file: ctx.targetsFile }, options: CHAOS_OPTIONS },
+      { provider: 'octogen', targetsRef: { file: targetsFile }, options: CHAOS_OPTIONS },
       taskQueue,
     );
 
@@ -189,7 +187,7 @@ async function runOnce(ctx: Ctx, sc: Scenario, seed: number): Promise<RunRecord>
     const outcome = await awaitOutcome(ctx.client, workflowId, deadline);
     const listed = await listAll(ctx.client, workflowId, deadline);
     const evaluation = evaluate({
-      products: ctx.products,
+      products,
       report: outcome.report,
       listed,
       requests: sim.requests,
@@ -239,8 +237,9 @@ async function bounded(ctx: Ctx, sc: Scenario, seed: number): Promise<RunRecord>
       RUN_TIMEOUT_MS + 30_000,
     );
   });
+  ctx.deadline = Date.now() + RUN_TIMEOUT_MS;
   try {
-    return await Promise.race([runOnce(ctx, sc, seed), timeout]);
+    return await Promise.race([sc.run(ctx, seed), timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -336,7 +335,6 @@ async function main(): Promise<number> {
   const port = Number(server.address.split(':').pop());
   const connection = await Connection.connect({ address: server.address });
   const native = await NativeConnection.connect({ address: server.address });
-  const products = makeOctogenProducts(CHAOS_CATALOG, TARGETS);
   const ctx: Ctx = {
     server,
     dbFile,
@@ -344,8 +342,8 @@ async function main(): Promise<number> {
     client: new Client({ connection, namespace: server.namespace }),
     native,
     bundlePath,
-    targetsFile: writeTargetsFile(dir, products),
-    products,
+    dir,
+    deadline: 0,
   };
 
   const seeds = seededRandom(BASE_SEED);
