@@ -14,6 +14,7 @@ import {
   continueAsNew,
   executeChild,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -109,6 +110,14 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   const carried = input.carried;
 
   const { planTargets } = proxyLocalActivities<SyncActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES },
+  });
+  // A re-submission is planned by a regular activity: a local one awaited in a signal or update
+  // handler, resolved in another workflow task than the one that started it, is replayed in a
+  // different command order, and a worker that replays the sync (after a crash) fails it as
+  // nondeterministic (`npm run chaos`, docs/reliability.md).
+  const { planTargets: planResubmission } = proxyActivities<SyncActivities>({
     startToCloseTimeout: '1 minute',
     retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES },
   });
@@ -217,7 +226,7 @@ export async function syncWorkflow(input: SyncInput): Promise<SyncReport> {
   const resubmit = async (resubmission: Resubmission): Promise<ResubmissionAnswer> => {
     const why = cannotTake(resubmission);
     if (why) return refuseAll(resubmission, why);
-    const plan = await planTargets({
+    const plan = await (patched('resubmission-planned-by-activity') ? planResubmission : planTargets)({
       provider,
       targets: resubmission.items.map((item, seq) => ({ seq, target: item.target })),
       ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
