@@ -28,9 +28,21 @@ export class Workers {
   get taskQueue(): string {
     return this.env.CATALOG_SYNC_TASK_QUEUE;
   }
+  /** Workers that exited on their own (a start while the server was down) and were started again. */
+  selfExits = 0;
+  #stopped = false;
+  #killing = new Set<WorkerProcess>();
+  /** Starts a worker, supervised: one that exits on its own is started again, as a supervisor would. */
   spawn(): WorkerProcess {
     const w = spawnWorkerProcess(this.env);
     this.all.push(w);
+    w.child.once('exit', () => {
+      if (this.#stopped || this.#killing.has(w)) return;
+      this.selfExits += 1;
+      setTimeout(() => {
+        if (!this.#stopped) this.spawn();
+      }, 1_000);
+    });
     return w;
   }
   live(): WorkerProcess[] {
@@ -40,6 +52,7 @@ export class Workers {
     const w = this.live()[index];
     if (!w) return;
     this.crashes += 1;
+    this.#killing.add(w);
     await w.kill();
   }
   /** SIGKILL, stay down `downMs`, start a new one. */
@@ -52,6 +65,7 @@ export class Workers {
     return this.all.map((w) => w.output()).join('\n---\n');
   }
   async stop(): Promise<void> {
+    this.#stopped = true;
     await Promise.all(this.all.map((w) => w.kill()));
   }
 }
@@ -102,6 +116,7 @@ export async function record(
   seed: number,
   body: (details: string[]) => Promise<Evaluation>,
   cleanup: () => Promise<void>,
+  workers?: Workers,
 ): Promise<RunRecord> {
   const started = Date.now();
   const details: string[] = [];
@@ -115,7 +130,7 @@ export async function record(
       seed,
       wallMs: Date.now() - started,
       detail: details.join('; '),
-      error: errorText(err),
+      error: errorText(err) + (workers ? ` (workers: ${workers.output().slice(-600).replace(/\s+/g, ' ')})` : ''),
       ok: false,
     };
   } finally {

@@ -17,19 +17,18 @@
  * Progress on stderr; the table (markdown) on stdout, also in .artifacts/chaos.md and chaos.json.
  * Exits non-zero when a run breaks the promise (counts, a lost target, a target in two states).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
 import { startSync } from '../client/index.ts';
 import { startDevServer } from '../scripts/dev-server.ts';
 import { projectRoot } from '../scripts/temporal-bin.ts';
+import { startChaosEnv } from './setup.ts';
+import { runSoak, soakDuration } from './soak.ts';
 import { errorText, type Ctx, type RunRecord, type Scenario } from './context.ts';
 import { NEW_SCENARIOS } from './scenarios/index.ts';
 import { seededRandom } from '../simulators/faults.ts';
 import { makeOctogenProducts, startOctogenSimulator } from '../simulators/octogen.ts';
-import { createSyncWorker, workflowsPath, type SyncWorker } from '../worker/worker.ts';
+import { createSyncWorker, type SyncWorker } from '../worker/worker.ts';
 import {
   awaitOutcome,
   CHAOS_CATALOG,
@@ -315,36 +314,14 @@ function runLines(records: RunRecord[]): string[] {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  Runtime.install({
-    logger: new DefaultLogger('ERROR', () => undefined),
-    telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
-  });
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'catalog-sync-chaos-'));
-  const dbFile = path.join(dir, 'temporal.sqlite');
+  const soak = soakDuration(process.argv.slice(2));
+  if (soak !== undefined) return runSoak(soak, BASE_SEED);
   progress(
     `base seed ${BASE_SEED} (CHAOS_SEED=${BASE_SEED} repeats it), ${RUNS} run(s) per scenario, ${TARGETS} targets`,
   );
   progress('starting a Temporal dev server (SQLite) and bundling the workflows');
-  const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-  const [server, bundle] = await Promise.all([
-    startDevServer({ headless: true, dbFile, log: 'quiet' }),
-    bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quiet }),
-  ]);
-  const bundlePath = path.join(dir, 'workflow-bundle.js');
-  writeFileSync(bundlePath, bundle.code);
-  const port = Number(server.address.split(':').pop());
-  const connection = await Connection.connect({ address: server.address });
-  const native = await NativeConnection.connect({ address: server.address });
-  const ctx: Ctx = {
-    server,
-    dbFile,
-    port,
-    client: new Client({ connection, namespace: server.namespace }),
-    native,
-    bundlePath,
-    dir,
-    deadline: 0,
-  };
+  const env = await startChaosEnv();
+  const ctx = env.ctx;
 
   const seeds = seededRandom(BASE_SEED);
   const records: RunRecord[] = [];
@@ -360,10 +337,7 @@ async function main(): Promise<number> {
       }
     }
   } finally {
-    await connection.close().catch(() => undefined);
-    await native.close().catch(() => undefined);
-    await ctx.server.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await env.close();
   }
 
   const ok = records.every((r) => r.ok);

@@ -77,8 +77,7 @@ export async function fanOutRun(ctx: Ctx, seed: number, name: string): Promise<R
       const listed = await listAll(ctx.client, workflowId, ctx.deadline);
       const fixes = corrections(f, listed);
       await workers.kill();
-      // One re-submission at a time, each taken before the next: two handled in one workflow task
-      // make the sync's history unreplayable (see docs/reliability.md, known bugs).
+      // The signal lands while no worker runs; the update goes once the next worker has taken it.
       const half = Math.ceil(fixes.length / 2);
       await sendBySignal(ctx.client, workflowId, fixes.slice(half), ctx.deadline);
       await sleep(pick(rnd, 500, 3_000));
@@ -96,5 +95,6 @@ export async function fanOutRun(ctx: Ctx, seed: number, name: string): Promise<R
       await workers.stop();
       await sim.close();
     },
+    workers,
   );
 }
