@@ -9,6 +9,19 @@
  *   storm: ...                  simulator fault storms (503/429, resets/truncation, 202 bad body,
  *                               answers slower than the worker's request timeout)
  *
+ * and, on every other sync shape (chaos/scenarios/, checked by chaos/invariant.ts):
+ *
+ *   fan-out + continue-as-new   30,000 targets by reference, 6 slices over 3 runs, 1 % rejected;
+ *                               killed in a slice, at the run boundary and in the window
+ *   resubmit under storm        10 % rejected, corrected by update and by signal under 503/429,
+ *                               a kill and a dev server restart; supersession exact
+ *   insider                     a hidden record limit and a budget under 500/429, two kills
+ *   shared budget               three syncs on one account budget, one of two workers killed
+ *   partition: ...              a loopback TCP proxy (chaos/proxy.ts) cut and restored between
+ *                               the worker and the server, or the worker and the provider
+ *
+ *   npm run chaos -- --soak 10m mixed syncs for the given time with kills (chaos/soak.ts)
+ *
  *   CHAOS_RUNS=1                runs per scenario
  *   CHAOS_SEED=1234             base seed (default: random; printed)
  *   CHAOS_SCENARIOS=storm,kill  only scenarios whose name contains one of these
