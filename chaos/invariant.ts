@@ -79,7 +79,7 @@ export function checkSync(
     if (identity === undefined || !processed.has(identity)) neverTaken += 1;
   }
   if (neverTaken > 0) problems.push(`${neverTaken} targets reported accepted that the provider never took`);
-  const lost = neverTaken + c.pending + Math.max(0, x.submitted - c.submitted);
+  const lost = neverTaken + Math.abs(c.pending) + Math.max(0, x.submitted - c.submitted);
 
   const processedTwice = [...processed.values()].filter((k) => k > 1).length;
   if (x.duplicateBound !== undefined && processedTwice > x.duplicateBound)

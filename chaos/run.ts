@@ -24,6 +24,8 @@
  *
  *   CHAOS_RUNS=1                runs per scenario
  *   CHAOS_SEED=1234             base seed (default: random; printed)
+ *   CHAOS_RUN_SEED=5678         one run per selected scenario with this run seed (a failing run's
+ *                               line prints the command that replays it)
  *   CHAOS_SCENARIOS=storm,kill  only scenarios whose name contains one of these
  *   CHAOS_TARGETS=3000          targets per sync
  *
@@ -75,6 +77,7 @@ function intEnv(name: string, fallback: number): number {
 const RUNS = Math.max(1, intEnv('CHAOS_RUNS', 3));
 const TARGETS = Math.max(100, intEnv('CHAOS_TARGETS', 3000));
 const BASE_SEED = intEnv('CHAOS_SEED', Math.floor(Math.random() * 2 ** 31));
+const RUN_SEED = process.env.CHAOS_RUN_SEED ? intEnv('CHAOS_RUN_SEED', 0) : undefined;
 const RUN_TIMEOUT_MS = intEnv('CHAOS_RUN_TIMEOUT_S', 240) * 1000;
 const ONLY = (process.env.CHAOS_SCENARIOS ?? '')
   .split(',')
@@ -341,12 +344,14 @@ async function main(): Promise<number> {
   const started = Date.now();
   try {
     for (const sc of SCENARIOS) {
-      for (let i = 0; i < RUNS; i++) {
-        const seed = Math.floor(seeds() * 2 ** 31);
+      for (let i = 0; i < (RUN_SEED === undefined ? RUNS : 1); i++) {
+        const drawn = Math.floor(seeds() * 2 ** 31);
+        const seed = RUN_SEED ?? drawn;
         progress(`${sc.name} run ${i + 1}/${RUNS}, seed ${seed} ...`);
         const record = await bounded(ctx, sc, seed);
         records.push(record);
         progress(runLines([record])[0]!.slice(2));
+        if (!record.ok) progress(`replay: CHAOS_SCENARIOS='${sc.name}' CHAOS_RUN_SEED=${seed} npm run chaos`);
       }
     }
   } finally {
