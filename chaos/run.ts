@@ -9,25 +9,41 @@
  *   storm: ...                  simulator fault storms (503/429, resets/truncation, 202 bad body,
  *                               answers slower than the worker's request timeout)
  *
+ * and, on every other sync shape (chaos/scenarios/, checked by chaos/invariant.ts):
+ *
+ *   fan-out + continue-as-new   30,000 targets by reference, 6 slices over 3 runs, 1 % rejected;
+ *                               killed in a slice, at the run boundary and in the window
+ *   resubmit under storm        10 % rejected, corrected by update and by signal under 503/429,
+ *                               a kill and a dev server restart; supersession exact
+ *   insider                     a hidden record limit and a budget under 500/429, two kills
+ *   shared budget               three syncs on one account budget, one of two workers killed
+ *   partition: ...              a loopback TCP proxy (chaos/proxy.ts) cut and restored between
+ *                               the worker and the server, or the worker and the provider
+ *
+ *   npm run chaos -- --soak 10m mixed syncs for the given time with kills (chaos/soak.ts)
+ *
  *   CHAOS_RUNS=1                runs per scenario
  *   CHAOS_SEED=1234             base seed (default: random; printed)
+ *   CHAOS_RUN_SEED=5678         one run per selected scenario with this run seed (a failing run's
+ *                               line prints the command that replays it)
  *   CHAOS_SCENARIOS=storm,kill  only scenarios whose name contains one of these
  *   CHAOS_TARGETS=3000          targets per sync
  *
  * Progress on stderr; the table (markdown) on stdout, also in .artifacts/chaos.md and chaos.json.
  * Exits non-zero when a run breaks the promise (counts, a lost target, a target in two states).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Runtime, DefaultLogger } from '@temporalio/worker';
 import { startSync } from '../client/index.ts';
-import { startDevServer, type DevServer } from '../scripts/dev-server.ts';
+import { startDevServer } from '../scripts/dev-server.ts';
 import { projectRoot } from '../scripts/temporal-bin.ts';
+import { startChaosEnv } from './setup.ts';
+import { runSoak, soakDuration } from './soak.ts';
+import { errorText, type Ctx, type RunRecord, type Scenario } from './context.ts';
+import { NEW_SCENARIOS } from './scenarios/index.ts';
 import { seededRandom } from '../simulators/faults.ts';
 import { makeOctogenProducts, startOctogenSimulator } from '../simulators/octogen.ts';
-import { createSyncWorker, workflowsPath, type SyncWorker } from '../worker/worker.ts';
+import { createSyncWorker, type SyncWorker } from '../worker/worker.ts';
 import {
   awaitOutcome,
   CHAOS_CATALOG,
@@ -61,6 +77,7 @@ function intEnv(name: string, fallback: number): number {
 const RUNS = Math.max(1, intEnv('CHAOS_RUNS', 3));
 const TARGETS = Math.max(100, intEnv('CHAOS_TARGETS', 3000));
 const BASE_SEED = intEnv('CHAOS_SEED', Math.floor(Math.random() * 2 ** 31));
+const RUN_SEED = process.env.CHAOS_RUN_SEED ? intEnv('CHAOS_RUN_SEED', 0) : undefined;
 const RUN_TIMEOUT_MS = intEnv('CHAOS_RUN_TIMEOUT_S', 240) * 1000;
 const ONLY = (process.env.CHAOS_SCENARIOS ?? '')
   .split(',')
@@ -68,7 +85,6 @@ const ONLY = (process.env.CHAOS_SCENARIOS ?? '')
   .filter(Boolean);
 
 const progress = (line: string) => process.stderr.write(`chaos: ${line}\n`);
-const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
@@ -76,48 +92,45 @@ const errorText = (err: unknown) => (err instanceof Error ? err.message : String
 
 type Disruption = 'kill-restart' | 'two-workers-kill-one' | 'server-restart' | 'storm';
 
-interface Scenario {
+interface Classic {
   name: string;
   disruption: Disruption;
   storm?: Storm;
 }
 
-const ALL_SCENARIOS: Scenario[] = [
+/** The first scenarios: one small Octogen sync by reference, every target accepted. */
+const CLASSIC: Classic[] = [
   { name: 'worker killed + restarted', disruption: 'kill-restart' },
   { name: 'two workers, one killed', disruption: 'two-workers-kill-one' },
   { name: 'dev server restarted', disruption: 'server-restart' },
-  ...STORMS.map((storm): Scenario => ({ name: storm.name, disruption: 'storm', storm })),
+  ...STORMS.map((storm): Classic => ({ name: storm.name, disruption: 'storm', storm })),
+];
+
+/** The scenario table: every row runs CHAOS_RUNS seeded times. */
+const ALL_SCENARIOS: Scenario[] = [
+  ...CLASSIC.map((c): Scenario => ({ name: c.name, run: (ctx, seed) => runOnce(ctx, c, seed) })),
+  ...NEW_SCENARIOS,
 ];
 const SCENARIOS = ALL_SCENARIOS.filter((s) => ONLY.length === 0 || ONLY.some((o) => s.name.toLowerCase().includes(o)));
 
-interface RunRecord {
-  scenario: string;
-  seed: number;
-  wallMs: number;
-  detail: string;
-  evaluation?: Evaluation;
-  error?: string;
-  ok: boolean;
+/** The classic scenarios' file of TARGETS products, written once. */
+let classicFixture: { targetsFile: string; products: ReturnType<typeof makeOctogenProducts> } | undefined;
+function classic(ctx: Ctx) {
+  if (!classicFixture) {
+    const products = makeOctogenProducts(CHAOS_CATALOG, TARGETS);
+    classicFixture = { products, targetsFile: writeTargetsFile(ctx.dir, products) };
+  }
+  return classicFixture;
 }
 
-interface Ctx {
-  server: DevServer;
-  dbFile: string;
-  port: number;
-  client: Client;
-  native: NativeConnection;
-  bundlePath: string;
-  targetsFile: string;
-  products: ReturnType<typeof makeOctogenProducts>;
-}
-
-async function runOnce(ctx: Ctx, sc: Scenario, seed: number): Promise<RunRecord> {
+async function runOnce(ctx: Ctx, sc: Classic, seed: number): Promise<RunRecord> {
+  const { products, targetsFile } = classic(ctx);
   const rnd = seededRandom(seed);
   const started = Date.now();
-  const deadline = started + RUN_TIMEOUT_MS;
+  const deadline = ctx.deadline;
   const sim = await startOctogenSimulator({
     keys: { [CHAOS_KEY]: [CHAOS_CATALOG] },
-    products: ctx.products,
+    products,
     latencyMs: 50,
   });
   const taskQueue = `chaos-${sc.disruption}-${seed}`;
@@ -165,7 +178,7 @@ async function runOnce(ctx: Ctx, sc: Scenario, seed: number): Promise<RunRecord>
 
     const { workflowId } = await startSync(
       ctx.client,
-      { provider: 'octogen', targetsRef: { file: ctx.targetsFile }, options: CHAOS_OPTIONS },
+      { provider: 'octogen', targetsRef: { file: targetsFile }, options: CHAOS_OPTIONS },
       taskQueue,
     );
 
@@ -189,7 +202,7 @@ async function runOnce(ctx: Ctx, sc: Scenario, seed: number): Promise<RunRecord>
     const outcome = await awaitOutcome(ctx.client, workflowId, deadline);
     const listed = await listAll(ctx.client, workflowId, deadline);
     const evaluation = evaluate({
-      products: ctx.products,
+      products,
       report: outcome.report,
       listed,
       requests: sim.requests,
@@ -239,8 +252,9 @@ async function bounded(ctx: Ctx, sc: Scenario, seed: number): Promise<RunRecord>
       RUN_TIMEOUT_MS + 30_000,
     );
   });
+  ctx.deadline = Date.now() + RUN_TIMEOUT_MS;
   try {
-    return await Promise.race([runOnce(ctx, sc, seed), timeout]);
+    return await Promise.race([sc.run(ctx, seed), timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -316,56 +330,32 @@ function runLines(records: RunRecord[]): string[] {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  Runtime.install({
-    logger: new DefaultLogger('ERROR', () => undefined),
-    telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' }, forward: {} } },
-  });
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'catalog-sync-chaos-'));
-  const dbFile = path.join(dir, 'temporal.sqlite');
+  const soak = soakDuration(process.argv.slice(2));
+  if (soak !== undefined) return runSoak(soak, BASE_SEED);
   progress(
     `base seed ${BASE_SEED} (CHAOS_SEED=${BASE_SEED} repeats it), ${RUNS} run(s) per scenario, ${TARGETS} targets`,
   );
   progress('starting a Temporal dev server (SQLite) and bundling the workflows');
-  const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-  const [server, bundle] = await Promise.all([
-    startDevServer({ headless: true, dbFile, log: 'quiet' }),
-    bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quiet }),
-  ]);
-  const bundlePath = path.join(dir, 'workflow-bundle.js');
-  writeFileSync(bundlePath, bundle.code);
-  const port = Number(server.address.split(':').pop());
-  const connection = await Connection.connect({ address: server.address });
-  const native = await NativeConnection.connect({ address: server.address });
-  const products = makeOctogenProducts(CHAOS_CATALOG, TARGETS);
-  const ctx: Ctx = {
-    server,
-    dbFile,
-    port,
-    client: new Client({ connection, namespace: server.namespace }),
-    native,
-    bundlePath,
-    targetsFile: writeTargetsFile(dir, products),
-    products,
-  };
+  const env = await startChaosEnv();
+  const ctx = env.ctx;
 
   const seeds = seededRandom(BASE_SEED);
   const records: RunRecord[] = [];
   const started = Date.now();
   try {
     for (const sc of SCENARIOS) {
-      for (let i = 0; i < RUNS; i++) {
-        const seed = Math.floor(seeds() * 2 ** 31);
+      for (let i = 0; i < (RUN_SEED === undefined ? RUNS : 1); i++) {
+        const drawn = Math.floor(seeds() * 2 ** 31);
+        const seed = RUN_SEED ?? drawn;
         progress(`${sc.name} run ${i + 1}/${RUNS}, seed ${seed} ...`);
         const record = await bounded(ctx, sc, seed);
         records.push(record);
         progress(runLines([record])[0]!.slice(2));
+        if (!record.ok) progress(`replay: CHAOS_SCENARIOS='${sc.name}' CHAOS_RUN_SEED=${seed} npm run chaos`);
       }
     }
   } finally {
-    await connection.close().catch(() => undefined);
-    await native.close().catch(() => undefined);
-    await ctx.server.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await env.close();
   }
 
   const ok = records.every((r) => r.ok);

@@ -88,13 +88,12 @@ export interface WorkerProcess {
   kill(): Promise<void>;
 }
 
-export interface WorkerEnv {
+/** The worker's environment: Temporal and task queue, plus each provider's variables. */
+export interface WorkerEnv extends Record<string, string> {
   TEMPORAL_ADDRESS: string;
   TEMPORAL_NAMESPACE: string;
   CATALOG_SYNC_TASK_QUEUE: string;
   CATALOG_SYNC_WORKFLOW_BUNDLE: string;
-  OCTOGEN_BASE_URL: string;
-  OCTOGEN_PLATFORM_API_KEY: string;
 }
 
 const OUTPUT_TAIL = 4000;

@@ -1,22 +1,35 @@
 /**
- * The CI slice of `npm run chaos` (chaos/run.ts): one fault storm and one worker kill/restart, each
- * checked against the product's promise (every target in exactly one state, nothing lost) and, with
- * enough retries, every target accepted in the end.
+ * The CI slice of `npm run chaos` (chaos/run.ts): one fault storm, one worker kill/restart, a
+ * fanned-out sync that continues as new losing its worker in a slice, and corrections by update and
+ * by signal under a 503/429 storm and a kill, each checked against the product's promise (every
+ * target in exactly one state, nothing lost, supersession exact, duplicates bounded).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { checkSync } from '../chaos/invariant.ts';
 import {
   CHAOS_CATALOG,
   CHAOS_KEY,
   CHAOS_OPTIONS,
   evaluate,
   MIXED_STORM,
+  STORMS,
   writeTargetsFile,
   type Evaluation,
 } from '../chaos/scenarios.ts';
-import { awaitReport, listRejected, startSync } from '../client/index.ts';
+import { FANOUT_OPTIONS } from '../chaos/scenarios/fanout.ts';
+import {
+  corrections,
+  octogenEnv,
+  octogenExpectation,
+  octogenFixture,
+  octogenSimKeys,
+} from '../chaos/scenarios/octogen-fixture.ts';
+import { RESUBMIT_OPTIONS } from '../chaos/scenarios/resubmit.ts';
+import { awaitFirstPass, awaitReport, getStatus, listRejected, resubmit, startSync } from '../client/index.ts';
+import { seededRandom } from '../simulators/faults.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { spawnWorker, waitFor } from './helpers/processes.ts';
 import {
@@ -112,3 +125,105 @@ it('keeps the promise when the worker process is SIGKILLed mid-sync and restarte
     second?.child.kill('SIGKILL');
   }
 });
+
+/** Worker processes for one test, SIGKILLable, all stopped at the end. */
+function processWorkers(env: Record<string, string>) {
+  const all: ReturnType<typeof spawnWorker>[] = [];
+  const spawnOne = () => {
+    const w = spawnWorker(env);
+    all.push(w);
+    return w;
+  };
+  return {
+    spawn: spawnOne,
+    async killLast() {
+      const w = all[all.length - 1]!;
+      w.child.kill('SIGKILL');
+      await new Promise((r) =>
+        w.child.exitCode !== null || w.child.signalCode !== null ? r(null) : w.child.once('exit', r),
+      );
+    },
+    output: () => all.map((w) => w.output()).join('\n'),
+    stop: () => all.forEach((w) => w.child.exitCode === null && w.child.signalCode === null && w.child.kill('SIGKILL')),
+  };
+}
+
+it('keeps the promise when a fanned-out sync that continues as new loses its worker in a slice', async () => {
+  const f = octogenFixture(dir, 'fanout', 6_000, 0, seededRandom(SEED));
+  const sim = await startOctogenSimulator({ keys: octogenSimKeys, products: f.products, latencyMs: 10 });
+  sims.push(sim as OctogenSimulator);
+  const taskQueue = uniqueTaskQueue('chaos-fanout');
+  const workers = processWorkers({ ...workerProcessEnv(taskQueue), ...octogenEnv(sim.url) });
+  workers.spawn();
+  try {
+    const options = { ...FANOUT_OPTIONS, sliceSize: 1_000, batchSize: 100, resubmissionWindow: '0s' };
+    const { workflowId } = await startSync(
+      t.client,
+      { provider: 'octogen', targetsRef: { file: f.file }, options },
+      taskQueue,
+    );
+    await waitFor(() => sim.requests.length >= 4, 60_000, `the first calls (${workers.output()})`);
+    await workers.killLast();
+    workers.spawn();
+    const outcome = await awaitReport(t.client, workflowId);
+    const listed = await listRejected(t.client, workflowId);
+    const ev = checkSync(
+      outcome.report,
+      listed,
+      sim.requests,
+      octogenExpectation(f, 6_000, { duplicateBound: 2 * 100 }),
+    );
+    expect(ev.problems).toEqual([]);
+    expect(outcome.report.counts).toMatchObject({ submitted: 6_000, accepted: 6_000, pending: 0 });
+    // It did continue as new: the last run is not the first.
+    const history = await t.client.workflow.getHandle(workflowId).fetchHistory();
+    expect(history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId).toBeTruthy();
+  } finally {
+    workers.stop();
+  }
+}, 120_000);
+
+it('keeps supersession exact when corrections go in by update and by signal under a 503/429 storm and a kill', async () => {
+  const f = octogenFixture(dir, 'resubmit', N, 0.1, seededRandom(SEED));
+  const sim = await startOctogenSimulator({ keys: octogenSimKeys, products: f.products, latencyMs: 10 });
+  sims.push(sim as OctogenSimulator);
+  sim.faults.rate(0.2, STORMS[0]!.faults, SEED);
+  const taskQueue = uniqueTaskQueue('chaos-resubmit');
+  const workers = processWorkers({ ...workerProcessEnv(taskQueue), ...octogenEnv(sim.url) });
+  workers.spawn();
+  try {
+    const { workflowId } = await startSync(
+      t.client,
+      { provider: 'octogen', targetsRef: { file: f.file }, options: RESUBMIT_OPTIONS },
+      taskQueue,
+    );
+    await awaitFirstPass(t.client, workflowId);
+    const fixes = corrections(f, await listRejected(t.client, workflowId));
+    const half = Math.ceil(fixes.length / 2);
+    // The worker dies; the signal waits in history and is taken by the next worker.
+    await workers.killLast();
+    await t.client.workflow.getHandle(workflowId).signal('resubmit', { items: fixes.slice(half) });
+    workers.spawn();
+    let submitted = 0;
+    const refresh = async () => {
+      submitted = (await getStatus(t.client, workflowId)).counts.submitted;
+    };
+    await waitFor(() => submitted >= N + fixes.length - half, 60_000, 'the signal taken', refresh);
+    const answer = await resubmit(t.client, workflowId, fixes.slice(0, half));
+    expect(answer.taken).toHaveLength(half);
+    const outcome = await awaitReport(t.client, workflowId);
+    const listed = await listRejected(t.client, workflowId);
+    const fixed = new Set(fixes.map((x) => x.fixes ?? ''));
+    const ev = checkSync(
+      outcome.report,
+      listed,
+      sim.requests,
+      octogenExpectation(f, N + fixes.length, { fixed, duplicateBound: 4 * 100 }),
+    );
+    expect(ev.problems).toEqual([]);
+    expect(outcome.report.counts).toMatchObject({ rejected: 0, superseded: f.ghosts.size, pending: 0 });
+    expect(outcome.report.closedReason).toBe('nothing-to-fix');
+  } finally {
+    workers.stop();
+  }
+}, 120_000);

@@ -3,7 +3,7 @@
  * re-submission signal and update (and the checks that refuse one), `finish`, and the slices'
  * progress signal. Each carries the description `temporal workflow metadata` shows.
  */
-import { ApplicationFailure, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, patched, setHandler } from '@temporalio/workflow';
 import {
   CARRY_BYTES,
   FailureType,
@@ -75,7 +75,8 @@ function refuseAll(run: SyncRun, resubmission: Resubmission, why: Why): Resubmis
 async function resubmit(run: SyncRun, resubmission: Resubmission): Promise<ResubmissionAnswer> {
   const why = cannotTake(run, resubmission);
   if (why) return refuseAll(run, resubmission, why);
-  const plan = await run.activities.planTargets({
+  const { planTargets, planResubmission } = run.activities;
+  const plan = await (patched('resubmission-planned-by-activity') ? planResubmission : planTargets)({
     provider: run.provider,
     targets: resubmission.items.map((item, seq) => ({ seq, target: item.target })),
     ...(run.opts.batchSize !== undefined ? { batchSize: run.opts.batchSize } : {}),

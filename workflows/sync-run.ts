@@ -75,7 +75,9 @@ export interface SyncRun {
   readonly live: LiveSlices;
   readonly resubmissions: Sender;
   readonly activities: {
+    /** The local planning activity (kept for histories recorded before `resubmission-planned-by-activity`). */
     planTargets: SyncActivities['planTargets'];
+    planResubmission: SyncActivities['planTargets'];
     scanSource: SyncActivities['scanSource'];
   };
   /** The counts of the moment, running slices' signalled counts included. */
@@ -92,6 +94,14 @@ export function createSyncRun(input: SyncInput, options: SyncOptions, opts: Reso
   const { provider, source, carried } = input;
   const pageSize = Math.min(PAGE, opts.sliceSize);
   const { planTargets } = proxyLocalActivities<SyncActivities>({
+    startToCloseTimeout: '1 minute',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES },
+  });
+  // A re-submission is planned by a regular activity: a local one awaited in a signal or update
+  // handler, resolved in another workflow task than the one that started it, is replayed in a
+  // different command order, and a worker that replays the sync (after a crash) fails it as
+  // nondeterministic (found by `npm run chaos`, docs/reliability.md).
+  const { planTargets: planResubmission } = proxyActivities<SyncActivities>({
     startToCloseTimeout: '1 minute',
     retry: { maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE_PROVIDER_FAILURES },
   });
@@ -123,7 +133,7 @@ export function createSyncRun(input: SyncInput, options: SyncOptions, opts: Reso
     state,
     live,
     resubmissions,
-    activities: { planTargets, scanSource },
+    activities: { planTargets, planResubmission, scanSource },
     current,
     show(details) {
       state.shown = details;
