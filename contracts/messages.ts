@@ -39,7 +39,13 @@ export const PAGE_REQUEST_SHAPE = '{"offset":0,"limit":100} (both optional)';
 /** The page a paging query's arguments ask for; a wrong shape fails the query naming the expected one. */
 export function pageRequest(...[page, limit]: PageArgs): { offset: number; limit: number } {
   if (typeof page === 'number' || (page == null && typeof limit === 'number')) {
-    return { offset: Number(page ?? 0), limit: Number(limit ?? Number.NaN) };
+    // Positional numbers are not checked by a schema: an offset that is negative, fractional or not
+    // finite reads from the start, as every paging query did before the object form.
+    const offset = Number(page ?? 0);
+    return {
+      offset: Number.isFinite(offset) ? Math.max(0, Math.floor(offset)) : 0,
+      limit: Number(limit ?? Number.NaN),
+    };
   }
   const parsed = PageRequestSchema.safeParse(page ?? {});
   if (!parsed.success) {
