@@ -31,6 +31,7 @@ import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/a
 import { providerAdapter, providerNames } from './providers/index.ts';
 import { answeredItems, createLaneActivity, type CallCap, type ItemOutcome } from './lane.ts';
 import { openStateStore, stateStoreConfigured, type TargetStateStore } from './state/index.ts';
+import { groupCommit } from './state/group-commit.ts';
 import { acceptedHash, unchangedSeqs } from './diff.ts';
 import type { TargetOutcomeRecord } from '../contracts/target-state.ts';
 import { answerWithinBudget } from './answer-budget.ts';
@@ -216,6 +217,8 @@ export function createActivities(deps: ActivityDeps) {
   let guarded: Dispatcher | undefined;
   const openLine = opener(deps.env);
   let store: TargetStateStore | undefined = deps.stateStore;
+  /** The store's writes, grouped: the answers of one turn of the event loop in one transaction. */
+  let commit: ((records: readonly TargetOutcomeRecord[]) => Promise<void>) | undefined;
   const callers = new Map<string, string | undefined>();
 
   /** A store that cannot take an answer fails the attempt, in one line naming the store (never its password). */
@@ -248,7 +251,7 @@ export function createActivities(deps: ActivityDeps) {
     }
     let where = 'not opened';
     try {
-      store ??= openStateStore(deps.env);
+      store ??= openStateStore(deps.env, { threaded: true });
       where = store.where;
       const account = governorAccount(adapter.name, config, deps.governor?.taskQueue ?? '').hash;
       return await unchangedSeqs(store, account, adapter, items);
@@ -274,7 +277,7 @@ export function createActivities(deps: ActivityDeps) {
     const syncId = syncIdOf(workflowId);
     let where = 'not opened';
     try {
-      store ??= openStateStore(deps.env);
+      store ??= openStateStore(deps.env, { threaded: true });
       where = store.where;
       let caller: string | undefined;
       if (deps.syncCaller) {
@@ -303,7 +306,9 @@ export function createActivities(deps: ActivityDeps) {
           at,
         });
       }
-      await store.record(records);
+      const opened = store;
+      commit ??= groupCommit((group) => opened.record(group));
+      await commit(records);
     } catch (err) {
       throw storeFailure(store?.where ?? where, err);
     }

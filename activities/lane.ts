@@ -135,7 +135,39 @@ export function createLaneActivity(kit: LaneKit) {
       tooLarge: p.tooLarge.slice(),
       calls: p.calls.slice(),
     });
-    const beat = () => ctx.heartbeat(snapshot());
+    /**
+     * Answers are recorded behind the sends (the next batch goes out while the store writes), and a
+     * heartbeat only ever names progress whose answers the store has: a run retried after a crash
+     * resumes from there and sends again what was not recorded. Writes land in order.
+     */
+    let recorded = snapshot();
+    let writes: Promise<void> = Promise.resolve();
+    let pendingWrites = 0;
+    let writeFailed: { err: unknown } | undefined;
+    const beat = () => {
+      if (pendingWrites === 0 && writeFailed === undefined) recorded = snapshot();
+      ctx.heartbeat(recorded);
+    };
+    const recordBehind = (call: string, items: readonly ItemOutcome[]) => {
+      const snap = snapshot();
+      pendingWrites += 1;
+      // Handled at once (an unhandled rejection would end the worker), checked in order below.
+      const write = kit.record(adapter, config, call, items).then(
+        () => undefined,
+        (err: unknown) => ({ err }),
+      );
+      writes = writes.then(async () => {
+        const failed = await write;
+        pendingWrites -= 1;
+        if (writeFailed !== undefined) return;
+        if (failed !== undefined) {
+          writeFailed = failed;
+          return;
+        }
+        recorded = snap;
+        ctx.heartbeat(snap);
+      });
+    };
     /** The call a batch's answer came from, as the store keys it: a resumed run sends it again under the same key. */
     const callKey = (n: number) =>
       `${ctx.info.workflowExecution?.workflowId ?? 'activity'}#lane-${input.slice ?? 0}-${input.lane}#${n}`;
@@ -148,6 +180,16 @@ export function createLaneActivity(kit: LaneKit) {
     beat();
     const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
     try {
+      const out = await sendPages();
+      // The run's result names every answer: it returns only once the store has them all.
+      await writes;
+      if (writeFailed !== undefined) throw writeFailed.err;
+      return out;
+    } finally {
+      clearInterval(timer);
+    }
+
+    async function sendPages(): Promise<LaneResult> {
       while (p.cursor.page < input.pages.length) {
         const page = input.pages[p.cursor.page] as SliceRef;
         p.runFrom = input.pages[0]?.firstSeq ?? page.firstSeq;
@@ -221,6 +263,8 @@ export function createLaneActivity(kit: LaneKit) {
         }
 
         for (const batch of plan.batches.map((b) => b.filter((s) => !done.has(s))).filter((b) => b.length > 0)) {
+          // A store that could not take an earlier answer: stop sending, retry from what it has.
+          if (writeFailed !== undefined) throw writeFailed.err;
           const full = outcomeBytes >= LANE_OUTCOME_BYTES || Date.now() - started >= LANE_RUN_MS;
           if (full || (budgeted && calls >= 1)) return result();
           batchNumber += 1;
@@ -256,14 +300,12 @@ export function createLaneActivity(kit: LaneKit) {
             }
             if (disposition === 'reject') {
               const code = batchRejectionCode(type, details);
-              await kit.record(
-                adapter,
-                config,
+              for (const seq of batch) outcome({ seq, state: 'rejected', code, message, origin: 'provider' });
+              settle(batch);
+              recordBehind(
                 callKey(batchNumber),
                 sendTargets.map((target) => ({ target, state: 'rejected', code, message })),
               );
-              for (const seq of batch) outcome({ seq, state: 'rejected', code, message, origin: 'provider' });
-              settle(batch);
               continue;
             }
             // Transient (5xx, 429, network, timeout): this batch again later, until its attempts run out.
@@ -281,16 +323,14 @@ export function createLaneActivity(kit: LaneKit) {
                 Object.assign(failure, items);
                 outcomeBytes += itemBytes;
               }
-              await kit.record(
-                adapter,
-                config,
-                callKey(batchNumber),
-                sendTargets.map((target) => ({ target, state: 'failed', code: type, message: failure.message })),
-              );
               p.failures.push(failure);
               outcomeBytes += message.length + 64;
               p.headAttempts = 0;
               settle(batch);
+              recordBehind(
+                callKey(batchNumber),
+                sendTargets.map((target) => ({ target, state: 'failed', code: type, message: failure.message })),
+              );
               continue;
             }
             const asked = failure?.nextRetryDelay;
@@ -302,9 +342,6 @@ export function createLaneActivity(kit: LaneKit) {
             return result({ retry: { delayMs, headAttempts: attempts, reason: message } });
           }
           p.headAttempts = 0;
-          // Before the answer is settled and heartbeated: a store that cannot take it fails the run,
-          // and the retry (from the last heartbeat) sends this batch again rather than lose its answer.
-          await kit.record(adapter, config, callKey(batchNumber), answeredItems(sendTargets, answer));
           const sentLines = batch.map((s) => itemOf(s)?.line);
           kit.mark(adapter, sendTargets, answer, sentLines);
           // Plain acceptances weigh nothing: only answers with rejections or warnings are measured.
@@ -359,7 +396,9 @@ export function createLaneActivity(kit: LaneKit) {
             });
           }
           settle(answered);
-          beat();
+          // Heartbeated once the store has the answer: a store that cannot take it fails the run, and
+          // the retry (from the last heartbeat) sends this batch again rather than lose its answer.
+          recordBehind(callKey(batchNumber), answeredItems(sendTargets, answer));
         }
         // A budgeted call that carried part of a batch: the rest goes in the next run.
         if (plan.batches.some((b) => b.some((s) => !done.has(s)))) return result();
@@ -370,8 +409,6 @@ export function createLaneActivity(kit: LaneKit) {
       delete p.batch;
       delete p.targets;
       return result({ done: true });
-    } finally {
-      clearInterval(timer);
     }
   };
 }

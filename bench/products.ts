@@ -85,15 +85,28 @@ export function benchProducts(catalog: string, from: number, to: number): Octoge
   return out;
 }
 
-/** Writes products `from` … `to - 1` of `catalog` as NDJSON targets `{"uuid":…}`, in chunks. */
-export function writeTargetsFile(file: string, catalog: string, from: number, to: number): string {
+/**
+ * Writes products `from` … `to - 1` of `catalog` as NDJSON targets `{"uuid":…}`, in chunks; with
+ * `versionOf`, each also carries `"version"` (what changed-only syncs compare for Octogen).
+ */
+export function writeTargetsFile(
+  file: string,
+  catalog: string,
+  from: number,
+  to: number,
+  versionOf?: (i: number) => string,
+): string {
   const CHUNK = 10_000;
   const fd = openSync(file, 'w');
   try {
     for (let start = from; start < to; start += CHUNK) {
       const end = Math.min(to, start + CHUNK);
       let text = '';
-      for (let i = start; i < end; i += 1) text += `{"uuid":"${benchUuid(catalog, i)}"}\n`;
+      for (let i = start; i < end; i += 1) {
+        text += versionOf
+          ? `{"uuid":"${benchUuid(catalog, i)}","version":"${versionOf(i)}"}\n`
+          : `{"uuid":"${benchUuid(catalog, i)}"}\n`;
+      }
       writeSync(fd, text);
     }
   } finally {

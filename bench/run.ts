@@ -9,6 +9,10 @@
  *   BENCH_FAIRNESS=1                   the fairness run: on by default, off in a quick run unless 1;
  *                                      0 turns it off
  *   BENCH_FAIRNESS_TARGETS=1000000     targets of the fairness run's big sync (default)
+ *   BENCH_STATE_SIZES=1000000          the target-state rows (bench/state.ts): a full sync without and
+ *                                      with the store, a 1 %-changed changed-only sync, a dry run;
+ *                                      at each of BENCH_LATENCIES (default 1000000 in a full run, none
+ *                                      in a quick run unless set; 0 turns them off)
  *
  * Sizes of 10,000,000 and more are accepted: target files are written in chunks, the simulator's
  * products are cheap (bench/products.ts) and its recorded bodies are compacted as they arrive.
@@ -22,20 +26,32 @@
  * Progress goes to stderr, one line per scenario; stdout gets only the header and the tables.
  * Results: .artifacts/bench.json and .artifacts/bench.md.
  */
-import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { awaitReport, startSync } from '../client/index.ts';
-import { DEFAULT_OPTIONS, providerTaskQueue, type Counts, type SyncOptions } from '../contracts/index.ts';
-import { startDevServer, type DevServer } from '../scripts/dev-server.ts';
+import { startSync } from '../client/index.ts';
+import { DEFAULT_OPTIONS, type Counts, type SyncOptions } from '../contracts/index.ts';
+import { startDevServer } from '../scripts/dev-server.ts';
 import { projectRoot } from '../scripts/temporal-bin.ts';
 import type { RecordedRequest } from '../simulators/faults.ts';
 import { makeInsiderItems, startInsiderSimulator } from '../simulators/insider.ts';
 import { startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
 import { workflowsPath } from '../worker/worker.ts';
+import {
+  BATCH,
+  CATALOG,
+  K,
+  KEY,
+  octogenSim,
+  syncToReport,
+  targetsFile,
+  withSim,
+  withWorker,
+  type Env,
+} from './harness.ts';
+import { renderStateRows, stateScenario, type StateRunResult } from './state.ts';
 import { runBaseline, type BaselineResult } from './baseline.ts';
 import { benchProducts, bodyUuids, compactRecordings, writeTargetsFile } from './products.ts';
 import {
@@ -43,8 +59,6 @@ import {
   killWorkers,
   markdownTable,
   percentile,
-  startBenchWorker,
-  withTimeout,
   type BenchWorker,
   type HistoryStats,
 } from './measure.ts';
@@ -53,10 +67,6 @@ import {
 // Settings
 // ---------------------------------------------------------------------------------------------
 
-const K = 4;
-const BATCH = 500;
-const KEY = 'bench-octogen-key';
-const CATALOG = 'alpha';
 const SMALL_SYNCS = 10;
 const SMALL_TARGETS = 10;
 const BUDGET_RPM = 600;
@@ -105,6 +115,7 @@ const budgetBatches = intList('BENCH_BUDGET_BATCHES', [quick ? 20 : 200])[0] ?? 
 const fairnessFlag = process.env.BENCH_FAIRNESS?.trim() ?? '';
 const fairnessOn = quick ? fairnessFlag === '1' : fairnessFlag !== '0';
 const fairnessTargets = intList('BENCH_FAIRNESS_TARGETS', [1_000_000])[0] ?? 1_000_000;
+const stateSizes = intList('BENCH_STATE_SIZES', quick ? [] : [1_000_000]).filter((n) => n > 0);
 
 const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -230,99 +241,6 @@ function checkCounts(c: Counts, n: number): string[] {
 // ---------------------------------------------------------------------------------------------
 // The run
 // ---------------------------------------------------------------------------------------------
-
-interface Env {
-  server: DevServer;
-  client: Client;
-  bundlePath: string;
-  dir: string;
-  files: Map<number, string>;
-  /** Simulators running now (closed by their scenario; stopAll closes what an interruption left). */
-  sims: Set<{ close(): Promise<void> }>;
-}
-
-/** Each size's target file (products 0 … n - 1 of CATALOG), written once, in chunks. */
-function targetsFile(env: Env, n: number): string {
-  let file = env.files.get(n);
-  if (!file) {
-    file = writeTargetsFile(path.join(env.dir, `targets-${n}.ndjson`), CATALOG, 0, n);
-    env.files.set(n, file);
-  }
-  return file;
-}
-
-/** Runs `fn` with a simulator started for it, closed afterwards (its index can be large). */
-async function withSim<S extends { close(): Promise<void> }, T>(
-  env: Env,
-  start: () => Promise<S>,
-  fn: (sim: S) => Promise<T>,
-): Promise<T> {
-  const sim = await start();
-  env.sims.add(sim);
-  try {
-    return await fn(sim);
-  } finally {
-    env.sims.delete(sim);
-    await sim.close();
-  }
-}
-
-const octogenSim = (env: Env, n: number, latencyMs: number, extra: Parameters<typeof startOctogenSimulator>[0] = {}) =>
-  startOctogenSimulator({ keys: { [KEY]: [CATALOG] }, products: benchProducts(CATALOG, 0, n), latencyMs, ...extra });
-
-async function withWorker<T>(
-  env: Env,
-  name: string,
-  workerEnv: Record<string, string>,
-  fn: (taskQueue: string, worker: BenchWorker) => Promise<T>,
-  provider: 'octogen' | 'insider' = 'octogen',
-): Promise<T> {
-  const taskQueue = `bench-${name}-${randomUUID().slice(0, 8)}`;
-  const worker = await startBenchWorker({
-    client: env.client,
-    taskQueue,
-    providerTaskQueue: providerTaskQueue(taskQueue, provider),
-    env: {
-      TEMPORAL_ADDRESS: env.server.address,
-      TEMPORAL_NAMESPACE: env.server.namespace,
-      CATALOG_SYNC_TASK_QUEUE: taskQueue,
-      CATALOG_SYNC_WORKFLOW_BUNDLE: env.bundlePath,
-      ...(provider === 'octogen' ? { OCTOGEN_PLATFORM_API_KEY: KEY } : {}),
-      ...workerEnv,
-    },
-  });
-  try {
-    return await fn(taskQueue, worker);
-  } finally {
-    await worker.stop();
-  }
-}
-
-/** Starts a sync and waits for its report; a sync that overruns is terminated. */
-async function syncToReport(
-  env: Env,
-  taskQueue: string,
-  request: Parameters<typeof startSync>[1],
-  timeoutMs: number,
-): Promise<{ workflowId: string; counts: Counts; abortReason?: string; firstFailure?: string }> {
-  const { workflowId } = await startSync(env.client, request, taskQueue);
-  try {
-    const { report, abortReason } = await withTimeout(awaitReport(env.client, workflowId), timeoutMs, workflowId);
-    const failure = report.failed[0];
-    return {
-      workflowId,
-      counts: report.counts,
-      ...(abortReason !== undefined ? { abortReason } : {}),
-      ...(failure ? { firstFailure: `${failure.code}: ${failure.message.split('\n')[0] ?? ''}` } : {}),
-    };
-  } catch (err) {
-    await env.client.workflow
-      .getHandle(workflowId)
-      .terminate('bench timeout')
-      .catch(() => undefined);
-    throw err;
-  }
-}
 
 async function sizeScenario(env: Env, n: number, latencyMs: number): Promise<SizeRow> {
   const row: SizeRow = { targets: n, latencyMs, ok: false, problems: [] };
@@ -1085,6 +1003,7 @@ async function main(): Promise<void> {
   let budget: BudgetResult | undefined;
   let insider: InsiderResult | undefined;
   let fairness: FairnessResult | undefined;
+  const stateRows: StateRunResult[] = [];
   const failures: string[] = [];
   try {
     for (const n of sizes) {
@@ -1103,6 +1022,23 @@ async function main(): Promise<void> {
             `catalog-sync ${fmt(cs && cs.wallMs / 1000, 2)} s (ratio ${fmt(cs?.ratio, 2)}, first call ${fmt(cs?.firstCallMs)} ms, ` +
             `worker ${fmt(cs?.workerPeakRssMb)} MB)${row.ok ? '' : ` FAIL: ${row.problems.join('; ')}`}`,
         );
+      }
+    }
+
+    for (const n of stateSizes) {
+      for (const latencyMs of latencies) {
+        try {
+          const r = await stateScenario(env, n, latencyMs);
+          stateRows.push(r);
+          progress(
+            `target state ${fmt(n)} @ ${latencyMs} ms: store ratio ${fmt(r.storeRatio, 2)}, 1 % changed sent ${fmt(r.changedSent)} in ` +
+              `${fmt(r.changedMs / 1000, 2)} s (${fmt(r.changedShare * 100, 1)} % of full), dry run ${fmt(r.dryRunMs / 1000, 2)} s` +
+              `${r.ok ? '' : ` FAIL: ${r.problems.join('; ')}`}`,
+          );
+        } catch (err) {
+          failures.push(`target-state scenario ${fmt(n)} @ ${latencyMs} ms: ${errorText(err)}`);
+          progress(`target state ${fmt(n)} @ ${latencyMs} ms: FAIL: ${errorText(err)}`);
+        }
       }
     }
 
@@ -1168,6 +1104,7 @@ async function main(): Promise<void> {
     insider,
     fairness,
   );
+  if (stateRows.length > 0) table += `\n\n${renderStateRows(stateRows)}`;
   if (failures.length > 0) table += `\n\nFAIL: ${failures.join('; ')}`;
   const result = {
     machine,
@@ -1216,10 +1153,12 @@ async function main(): Promise<void> {
     budget,
     insider,
     fairness,
+    stateRows,
     failures,
     ok:
       failures.length === 0 &&
       rows.every((r) => r.ok) &&
+      stateRows.every((r) => r.ok) &&
       (firstCall ?? []).every((f) => f.ok) &&
       budget?.ok === true &&
       insider?.ok === true &&

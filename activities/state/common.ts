@@ -14,8 +14,14 @@ import {
 /**
  * Each migration runs once, in order, in one transaction with its version's row. `key` is the type
  * of the key columns: byte order in both stores (PostgreSQL's COLLATE "C"), so pages cut the same.
+ * `clustered` is what makes the table its own key index (SQLite's WITHOUT ROWID; nothing in
+ * PostgreSQL).
+ *
+ * Version 2 keys rows by (identity, account) in one B-tree, with an index of the open items only
+ * (state other than accepted): a write touches one tree for an accepted item, not three, which is
+ * most of what recording costs (docs/state.md, "What it costs").
  */
-export const migrations = (key: string): readonly string[] => [
+export const migrations = (key: string, clustered = ''): readonly string[] => [
   `CREATE TABLE target_state (
      account ${key} NOT NULL,
      identity ${key} NOT NULL,
@@ -34,7 +40,30 @@ export const migrations = (key: string): readonly string[] => [
    );
    CREATE INDEX target_state_by_identity ON target_state (provider, identity);
    CREATE INDEX target_state_by_state ON target_state (provider, state, account, identity);`,
+  `CREATE TABLE target_state_v2 (
+     identity ${key} NOT NULL,
+     account ${key} NOT NULL,
+     provider TEXT NOT NULL,
+     state TEXT NOT NULL,
+     code TEXT,
+     message TEXT,
+     accepted_hash TEXT,
+     accepted_at BIGINT,
+     sync_id TEXT NOT NULL,
+     batch TEXT NOT NULL,
+     caller TEXT,
+     at BIGINT NOT NULL,
+     writes INTEGER NOT NULL DEFAULT 1,
+     PRIMARY KEY (identity, account)
+   ) ${clustered};
+   INSERT INTO target_state_v2 (${ALL_COLUMNS}) SELECT ${ALL_COLUMNS} FROM target_state;
+   DROP TABLE target_state;
+   ALTER TABLE target_state_v2 RENAME TO target_state;
+   CREATE INDEX target_state_open ON target_state (provider, state, identity, account) WHERE state <> 'accepted';`,
 ];
+
+const ALL_COLUMNS =
+  'identity, account, provider, state, code, message, accepted_hash, accepted_at, sync_id, batch, caller, at, writes';
 
 export const COLUMNS = [
   'account',
@@ -56,7 +85,7 @@ export const COLUMNS = [
  * new: the same call's same outcome again (a retried activity) changes nothing, and an older answer
  * (a slow worker) never overwrites a newer one. A rejection keeps the last accepted hash.
  */
-export const ON_CONFLICT = `ON CONFLICT (account, identity) DO UPDATE SET
+export const ON_CONFLICT = `ON CONFLICT (identity, account) DO UPDATE SET
   provider = excluded.provider,
   state = excluded.state,
   code = excluded.code,
@@ -126,7 +155,7 @@ export function toRow(raw: Record<string, unknown>): TargetRow {
   };
 }
 
-/** The cursor of a page: the last row's (account, identity), opaque to callers. */
+/** The cursor of a page: the last row's (account, identity), opaque to callers; pages go in (identity, account) order. */
 export const encodeCursor = (row: Pick<TargetRow, 'account' | 'identity'>): string =>
   Buffer.from(JSON.stringify([row.account, row.identity]), 'utf8').toString('base64url');
 

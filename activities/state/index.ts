@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { TargetStateStore } from '../../contracts/target-state.ts';
 import { openPostgresStore, postgresWhere } from './postgres.ts';
 import { openSqliteStore } from './sqlite.ts';
+import { openThreadedSqliteStore } from './threaded.ts';
 
 export { contentHash } from './common.ts';
 export type { TargetStateStore } from '../../contracts/target-state.ts';
@@ -69,8 +70,15 @@ export function stateLocation(env: NodeJS.ProcessEnv = process.env): StateLocati
 export const stateWhere = (loc: StateLocation): string =>
   loc.kind === 'sqlite' ? `sqlite ${loc.file}` : `postgres ${postgresWhere(loc.url)}`;
 
-/** Opens (and creates and migrates, on first use) the store the environment names. */
-export function openStateStore(env: NodeJS.ProcessEnv = process.env): TargetStateStore {
+/**
+ * Opens (and creates and migrates, on first use) the store the environment names. `threaded`: a
+ * SQLite store does its work on a thread of its own (the worker's, so writes never hold up sends).
+ */
+export function openStateStore(
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { threaded?: boolean } = {},
+): TargetStateStore {
   const loc = stateLocation(env);
-  return loc.kind === 'sqlite' ? openSqliteStore(loc.file) : openPostgresStore(loc.url);
+  if (loc.kind === 'postgres') return openPostgresStore(loc.url);
+  return opts.threaded ? openThreadedSqliteStore(loc.file) : openSqliteStore(loc.file);
 }

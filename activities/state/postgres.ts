@@ -70,9 +70,9 @@ export function openPostgresStore(url: string): TargetStateStore {
       return result.rowCount ?? 0;
     },
     async find(provider, identity) {
-      const rows = await query('SELECT * FROM target_state WHERE provider = $1 AND identity = $2 ORDER BY account', [
-        provider,
+      const rows = await query('SELECT * FROM target_state WHERE identity = $1 AND provider = $2 ORDER BY account', [
         identity,
+        provider,
       ]);
       return rows.map(toRow);
     },
@@ -88,13 +88,14 @@ export function openPostgresStore(url: string): TargetStateStore {
         where.push(`caller = $${args.length}`);
       }
       if (q.after !== undefined) {
-        args.push(...decodeCursor(q.after));
-        where.push(`(account, identity) > ($${args.length - 1}, $${args.length})`);
+        const [account, identity] = decodeCursor(q.after);
+        args.push(identity, account);
+        where.push(`(identity, account) > ($${args.length - 1}, $${args.length})`);
       }
       args.push(q.limit + 1);
       const rows = (
         await query(
-          `SELECT * FROM target_state WHERE ${where.join(' AND ')} ORDER BY account, identity LIMIT $${args.length}`,
+          `SELECT * FROM target_state WHERE ${where.join(' AND ')} ORDER BY identity, account LIMIT $${args.length}`,
           args,
         )
       ).map(toRow);
@@ -106,7 +107,7 @@ export function openPostgresStore(url: string): TargetStateStore {
       const out = new Map<string, string>();
       if (identities.length === 0) return out;
       const rows = await query(
-        'SELECT identity, accepted_hash FROM target_state WHERE account = $1 AND identity = ANY($2::text[]) AND accepted_hash IS NOT NULL',
+        'SELECT identity, accepted_hash FROM target_state WHERE identity = ANY($2::text[]) AND account = $1 AND accepted_hash IS NOT NULL',
         [account, identities],
       );
       for (const r of rows) out.set(String(r.identity), String(r.accepted_hash));
