@@ -14,6 +14,7 @@ import {
   LANE_CALLS_KEPT,
   LANE_OUTCOME_BYTES,
   LANE_RUN_MS,
+  mergeRanges,
   toRanges,
   type LaneFailure,
   type LaneInput,
@@ -119,16 +120,31 @@ export function createLaneActivity(kit: LaneKit) {
       lane: input.lane,
       ...(input.slice !== undefined ? { slice: input.slice } : {}),
     };
+    // Which targets this run settled as accepted or unchanged, by range: the workflow counts each
+    // once. (Not when resuming from a heartbeat of a worker that kept counts only.)
+    if (!resumed || resumed.acceptedSeqs !== undefined) {
+      p.acceptedSeqs ??= [];
+      if (input.changedOnly) p.unchangedSeqs ??= [];
+    }
     let outcomeBytes = bytesOf(p.outcomes) + bytesOf(p.failures) + bytesOf(p.transient);
+    /** What the accepted and unchanged ranges weigh in the result (each about this many bytes). */
+    const rangeBytes = () => ((p.acceptedSeqs?.length ?? 0) + (p.unchangedSeqs?.length ?? 0)) * RANGE_BYTES;
     const started = Date.now();
     let calls = 0;
     let batchNumber = p.callCount;
-    /** The page in hand's settled sequence numbers, and the same as sorted ranges (what heartbeats show). */
+    /**
+     * The page in hand's settled sequence numbers, and the same as sorted ranges (what heartbeats
+     * show). Taken from the cursor before the first heartbeat: a heartbeat that named the page with
+     * none of it done would send a retry (a kill before the next heartbeat reached the server) back
+     * over batches already answered, and count them again.
+     */
     let done = new Set<number>();
-    let doneRanges: [number, number][] = [];
+    let doneRanges: [number, number][] = p.cursor.done.map(([from, to]) => [from, to]);
     const snapshot = (): LaneProgress => ({
       ...p,
       cursor: { page: p.cursor.page, done: doneRanges.slice() },
+      ...(p.acceptedSeqs ? { acceptedSeqs: p.acceptedSeqs.map(([a, b]): [number, number] => [a, b]) } : {}),
+      ...(p.unchangedSeqs ? { unchangedSeqs: p.unchangedSeqs.map(([a, b]): [number, number] => [a, b]) } : {}),
       outcomes: p.outcomes.slice(),
       failures: p.failures.slice(),
       transient: p.transient.slice(),
@@ -258,14 +274,16 @@ export function createLaneActivity(kit: LaneKit) {
             config,
             open.map((v) => ({ ...v, target: parsed.get(v.seq) })),
           );
-          p.unchanged = (p.unchanged ?? 0) + same.length;
-          settle(same);
+          const fresh = same.filter((s) => !done.has(s));
+          p.unchanged = (p.unchanged ?? 0) + fresh.length;
+          if (p.unchangedSeqs) p.unchangedSeqs = addRanges(p.unchangedSeqs, fresh);
+          settle(fresh);
         }
 
         for (const batch of plan.batches.map((b) => b.filter((s) => !done.has(s))).filter((b) => b.length > 0)) {
           // A store that could not take an earlier answer: stop sending, retry from what it has.
           if (writeFailed !== undefined) throw writeFailed.err;
-          const full = outcomeBytes >= LANE_OUTCOME_BYTES || Date.now() - started >= LANE_RUN_MS;
+          const full = outcomeBytes + rangeBytes() >= LANE_OUTCOME_BYTES || Date.now() - started >= LANE_RUN_MS;
           if (full || (budgeted && calls >= 1)) return result();
           batchNumber += 1;
           // Named in the next heartbeat (each costs the SDK about 0.2 ms: one per answered batch, and one a second).
@@ -349,10 +367,12 @@ export function createLaneActivity(kit: LaneKit) {
             answerWithinBudget(answer, BATCH_OUTCOME_BYTES);
           }
           const answered = batch.slice(0, answer.outcomes.length);
+          const acceptedNow: number[] = [];
           answer.outcomes.forEach((o, i) => {
             const seq = batch[i] as number;
             if (o.state === 'accepted') {
               p.accepted += 1;
+              acceptedNow.push(seq);
               if (o.warning !== undefined) {
                 outcome({
                   seq,
@@ -384,6 +404,7 @@ export function createLaneActivity(kit: LaneKit) {
               });
             }
           });
+          if (p.acceptedSeqs) p.acceptedSeqs = addRanges(p.acceptedSeqs, acceptedNow);
           p.callCount += 1;
           if (p.calls.length < LANE_CALLS_KEPT) {
             p.calls.push({
@@ -428,14 +449,26 @@ function failedItems(
   return { identities, ...(lines.some((l) => l !== null) ? { lines } : {}) };
 }
 
-/** Two sorted lists of [from, to) ranges as one, touching ranges joined. */
-function mergeRanges(a: [number, number][], b: [number, number][]): [number, number][] {
-  const all = [...a, ...b].sort((x, y) => x[0] - y[0]);
-  const out: [number, number][] = [];
-  for (const [from, to] of all) {
-    const last = out[out.length - 1];
-    if (last && from <= last[1]) last[1] = Math.max(last[1], to);
-    else out.push([from, to]);
+/** What one [from, to) range weighs in a result or heartbeat, about (`[123456789,123457789],`). */
+const RANGE_BYTES = 24;
+
+/**
+ * Sorted, disjoint ranges with `seqs` added: in place at the end when they follow the last range
+ * (a lane settles its page in order, so this is the usual case), else merged.
+ */
+export function addRanges(ranges: [number, number][], seqs: number[]): [number, number][] {
+  if (seqs.length === 0) return ranges;
+  let sorted = true;
+  for (let i = 1; i < seqs.length && sorted; i += 1) sorted = (seqs[i - 1] as number) < (seqs[i] as number);
+  const add = toRanges(sorted ? seqs : [...new Set(seqs)].sort((a, b) => a - b));
+  const last = ranges[ranges.length - 1];
+  const first = add[0] as [number, number];
+  if (!last || first[0] >= last[1]) {
+    if (last && first[0] === last[1]) {
+      last[1] = first[1];
+      ranges.push(...add.slice(1));
+    } else ranges.push(...add);
+    return ranges;
   }
-  return out;
+  return mergeRanges(ranges, add);
 }

@@ -69,8 +69,15 @@ export interface LaneProgress {
   runFrom?: number;
   pageFrom?: number;
   accepted: number;
+  /**
+   * The accepted targets' sequence numbers, as sorted [from, to) ranges: the workflow counts a
+   * target once however many results name it (absent from workers that sent counts only).
+   */
+  acceptedSeqs?: [number, number][];
   /** Targets found unchanged (`changedOnly`) and not sent; their seqs are in the cursor's `done` like sent ones. */
   unchanged?: number;
+  /** The unchanged targets' sequence numbers, as sorted [from, to) ranges (as `acceptedSeqs`). */
+  unchangedSeqs?: [number, number][];
   outcomes: LaneOutcome[];
   failures: LaneFailure[];
   /** Targets the provider rejected for a transient reason: the workflow re-sends them (bounded). */
@@ -109,3 +116,36 @@ export const LANE_OUTCOME_BYTES = 16 * 1024;
 export const LANE_RUN_MS = 4_000;
 /** Calls a lane run keeps in its result; the rest are counted. */
 export const LANE_CALLS_KEPT = 20;
+
+/** Sorted lists of [from, to) ranges as one sorted, disjoint list, touching ranges joined. */
+export function mergeRanges(...lists: [number, number][][]): [number, number][] {
+  const all = lists.flat().sort((x, y) => x[0] - y[0]);
+  const out: [number, number][] = [];
+  for (const [from, to] of all) {
+    if (to <= from) continue;
+    const last = out[out.length - 1];
+    if (last && from <= last[1]) last[1] = Math.max(last[1], to);
+    else out.push([from, to]);
+  }
+  return out;
+}
+
+/** How many sequence numbers of `ranges` are outside `known` (both sorted and disjoint). */
+export function countOutside(ranges: [number, number][], known: [number, number][]): number {
+  let n = 0;
+  let k = 0;
+  for (const [from, to] of ranges) {
+    n += to - from;
+    while (k < known.length && (known[k] as [number, number])[1] <= from) k += 1;
+    for (let j = k; j < known.length; j += 1) {
+      const [a, b] = known[j] as [number, number];
+      if (a >= to) break;
+      n -= Math.min(b, to) - Math.max(a, from);
+    }
+  }
+  return n;
+}
+
+/** Whether `seq` is in one of `ranges`. */
+export const inRanges = (ranges: readonly [number, number][], seq: number): boolean =>
+  ranges.some(([from, to]) => seq >= from && seq < to);

@@ -10,6 +10,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   condition,
+  patched,
   proxyActivities,
   sleep,
   workflowInfo,
@@ -19,8 +20,11 @@ import type { SyncActivities } from '../activities/index.ts';
 import {
   FailureType,
   LANE_PAGES_PER_RUN,
+  countOutside,
   formatCount,
+  inRanges,
   jsonBytes,
+  mergeRanges,
   providerTaskQueue,
   toRanges,
   type LaneCursor,
@@ -93,6 +97,80 @@ function perPage(pages: SliceRef[], seqs: number[]): number[][] {
     else groups.set(key, [seq]);
   }
   return [...groups.values()];
+}
+
+/**
+ * Lane results are counted by target: a target a lane's earlier results already settled is not
+ * counted again when a later result names it too (a retried run that resumed from a heartbeat
+ * behind its place sends and reports answered batches again), and a lane's cursor never moves back.
+ */
+export const LANE_COUNT_ONCE_PATCH = 'lane-outcomes-counted-once';
+
+/** What a share has settled, as sorted ranges: every target before its cursor's page, and the page's done ranges. */
+export function settledRanges(pages: SliceRef[], share: LaneShare): [number, number][] {
+  const from = pages[share.from]?.firstSeq ?? 0;
+  const index = share.from + (share.cursor?.page ?? 0);
+  const last = pages[share.to - 1];
+  const upTo = index >= share.to ? (last ? last.firstSeq + last.count : from) : (pages[index]?.firstSeq ?? from);
+  return mergeRanges([[from, upTo]], share.cursor?.done ?? []);
+}
+
+/** The further of two cursors of a share: a later page, or the same page with both done lists. */
+function furthest(a: LaneCursor | undefined, b: LaneCursor): LaneCursor {
+  if (!a || b.page > a.page) return b;
+  if (b.page < a.page) return a;
+  return { page: a.page, done: mergeRanges(a.done, b.done) };
+}
+
+/**
+ * Of a lane result, what is new: the targets its share had not settled before the run, each once
+ * (non-accepted targets by sequence number; accepted and unchanged ones by range, or by count from
+ * a worker that sends counts only).
+ */
+function newOutcomes(r: LaneResult, settled: [number, number][]): LaneResult {
+  const seen = new Set<number>();
+  const fresh = (seq: number) => {
+    if (seen.has(seq) || inRanges(settled, seq)) return false;
+    seen.add(seq);
+    return true;
+  };
+  const warned = new Set<number>();
+  const outcomes = r.outcomes.filter((o) => {
+    if (o.state !== 'warning') return fresh(o.seq);
+    if (warned.has(o.seq) || inRanges(settled, o.seq)) return false;
+    warned.add(o.seq);
+    return true;
+  });
+  const failures = r.failures.flatMap((f) => {
+    // `identities` and `lines` follow the expanded ranges: kept for the targets that stay.
+    const seqs: number[] = [];
+    const identities: string[] = [];
+    const lines: (number | null)[] = [];
+    let i = 0;
+    for (const [from, to] of f.seqs) {
+      for (let seq = from; seq < to; seq += 1, i += 1) {
+        if (!fresh(seq)) continue;
+        seqs.push(seq);
+        if (f.identities) identities.push(f.identities[i] ?? '');
+        if (f.lines) lines.push(f.lines[i] ?? null);
+      }
+    }
+    if (seqs.length === 0) return [];
+    return [
+      {
+        seqs: toRanges(seqs),
+        code: f.code,
+        message: f.message,
+        ...(f.identities ? { identities } : {}),
+        ...(f.lines ? { lines } : {}),
+      },
+    ];
+  });
+  const transient = r.transient.filter((t) => fresh(t.seq));
+  const tooLarge = r.tooLarge.map((batch) => batch.filter(fresh)).filter((batch) => batch.length > 0);
+  const accepted = r.acceptedSeqs ? countOutside(mergeRanges(r.acceptedSeqs), settled) : r.accepted;
+  const unchanged = r.unchangedSeqs ? countOutside(mergeRanges(r.unchangedSeqs), settled) : (r.unchanged ?? 0);
+  return { ...r, accepted, unchanged, outcomes, failures, transient, tooLarge };
 }
 
 /** A lane result's acceptances, rejections, warnings and failures, into the ledger. */
@@ -204,6 +282,8 @@ interface Lanes {
   waiting: number;
   /** Shares not finished when the part stopped: the next part goes on from them. */
   rest: LaneShare[];
+  /** Results counted by target, each once, and cursors never moving back (LANE_COUNT_ONCE_PATCH). */
+  countOnce: boolean;
 }
 
 export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
@@ -232,6 +312,7 @@ export async function runLanes(spec: LanesSpec): Promise<LanesOutcome> {
     outcomeBytes: 0,
     waiting: 0,
     rest: [],
+    countOnce: patched(LANE_COUNT_ONCE_PATCH),
   };
   await Promise.all(spec.shares.map((share, lane) => runLane(lanes, lane, share)));
   await condition(() => lanes.waiting === 0 && lanes.resender.idle());
@@ -267,9 +348,15 @@ async function runLane(lanes: Lanes, lane: number, start: LaneShare): Promise<vo
       lanes.abortReason ??= message;
       return failNotSent(ledger, pages, share, `${type === FailureType.SyncAborted ? '' : `${type}: `}${message}`);
     }
-    applyLaneResult(lanes, r);
-    const page = base + r.cursor.page;
-    share.cursor = { page: page - share.from, done: r.cursor.done };
+    const cursor = { page: base + r.cursor.page - share.from, done: r.cursor.done };
+    if (lanes.countOnce) {
+      applyLaneResult(lanes, newOutcomes(r, settledRanges(pages, share)));
+      share.cursor = furthest(share.cursor, cursor);
+    } else {
+      applyLaneResult(lanes, r);
+      share.cursor = cursor;
+    }
+    const page = share.from + share.cursor.page;
     if (r.abort) {
       lanes.abortReason ??= r.abort.message;
       return failNotSent(ledger, pages, share, r.abort.message);
