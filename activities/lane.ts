@@ -14,6 +14,7 @@ import {
   LANE_CALLS_KEPT,
   LANE_OUTCOME_BYTES,
   LANE_RUN_MS,
+  CHANGED_ONLY_PAGES,
   mergeRanges,
   toRanges,
   type LaneFailure,
@@ -207,7 +208,12 @@ export function createLaneActivity(kit: LaneKit) {
 
     async function sendPages(): Promise<LaneResult> {
       while (p.cursor.page < input.pages.length) {
-        const page = input.pages[p.cursor.page] as SliceRef;
+        // A changed-only sync reads several pages as one: its few changed targets fill whole batches.
+        const { page, pages: unitPages } = pageUnit(
+          input.pages,
+          p.cursor.page,
+          input.changedOnly ? CHANGED_ONLY_PAGES : 1,
+        );
         p.runFrom = input.pages[0]?.firstSeq ?? page.firstSeq;
         p.pageFrom = page.firstSeq;
         done = new Set<number>();
@@ -423,7 +429,9 @@ export function createLaneActivity(kit: LaneKit) {
         }
         // A budgeted call that carried part of a batch: the rest goes in the next run.
         if (plan.batches.some((b) => b.some((s) => !done.has(s)))) return result();
-        p.cursor = { page: p.cursor.page + 1, done: [] };
+        // Ranges settled beyond this unit (an earlier run read a larger one) stay settled.
+        const next = input.pages[p.cursor.page + unitPages]?.firstSeq ?? Infinity;
+        p.cursor = { page: p.cursor.page + unitPages, done: doneRanges.filter(([, to]) => to > next) };
         done = new Set<number>();
         doneRanges = [];
       }
@@ -431,6 +439,27 @@ export function createLaneActivity(kit: LaneKit) {
       delete p.targets;
       return result({ done: true });
     }
+  };
+}
+
+/**
+ * The pages from `at`, up to `most` of them, as one slice reference: only consecutive pages (each
+ * starting where the one before ends, in bytes and in sequence numbers) join.
+ */
+export function pageUnit(pages: readonly SliceRef[], at: number, most: number): { page: SliceRef; pages: number } {
+  const first = pages[at] as SliceRef;
+  let last = first;
+  let n = 1;
+  for (let i = at + 1; i < pages.length && n < most; i += 1) {
+    const next = pages[i] as SliceRef;
+    if (next.start !== last.end || next.firstSeq !== last.firstSeq + last.count) break;
+    last = next;
+    n += 1;
+  }
+  if (n === 1) return { page: first, pages: 1 };
+  return {
+    page: { ...first, count: last.firstSeq + last.count - first.firstSeq, end: last.end },
+    pages: n,
   };
 }
 

@@ -110,6 +110,14 @@ export interface LaneResult extends LaneProgress {
 /** Pages a lane run is given at most (its input stays a few dozen KB). */
 export const LANE_PAGES_PER_RUN = 256;
 
+/**
+ * Pages a changed-only lane reads, plans and diffs as one: with 1 % changed, a page of 1,000 holds
+ * about 10 targets to send, and a batch a page would make a call of 10. The cursor stays at the
+ * unit's first page until the whole unit is settled, so a retried run reads the same unit again;
+ * a lane with one call a run (a budget) still gets this many pages a run.
+ */
+export const CHANGED_ONLY_PAGES = 16;
+
 /** Bytes of outcomes a lane run gathers before it returns (its result and heartbeats stay small). */
 export const LANE_OUTCOME_BYTES = 16 * 1024;
 /** A lane run returns after about this long, so the sync's counts move while it sends. */

@@ -20,6 +20,7 @@ import type { SyncActivities } from '../activities/index.ts';
 import {
   FailureType,
   LANE_PAGES_PER_RUN,
+  CHANGED_ONLY_PAGES,
   countOutside,
   formatCount,
   inRanges,
@@ -220,7 +221,8 @@ function failNotSent(ledger: Ledger, pages: SliceRef[], share: LaneShare, reason
     const page = pages[i];
     if (!page) continue;
     for (let seq = page.firstSeq; seq < page.firstSeq + page.count; seq += 1) {
-      if (i === first && done.some(([a, b]) => seq >= a && seq < b)) continue;
+      // Done ranges may reach past the cursor's page (a changed-only lane settles several at once).
+      if (done.some(([a, b]) => seq >= a && seq < b)) continue;
       receive(ledger, seq, 1);
       settle(ledger, seq, 'failed', { code: FailureType.SyncAborted, message: `not sent: ${reason}` });
     }
@@ -361,7 +363,7 @@ async function runLane(lanes: Lanes, lane: number, start: LaneShare): Promise<vo
       lanes.abortReason ??= r.abort.message;
       return failNotSent(ledger, pages, share, r.abort.message);
     }
-    if (r.oneCallPerRun) pagesPerRun = 1;
+    if (r.oneCallPerRun) pagesPerRun = spec.options.changedOnly ? CHANGED_ONLY_PAGES : 1;
     if (page >= share.to) return;
     headAttempts = r.retry?.headAttempts ?? 0;
     if (r.retry) await sleep(r.retry.delayMs);
