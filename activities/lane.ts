@@ -234,14 +234,13 @@ export function createLaneActivity(kit: LaneKit) {
         // A page's items are its consecutive sequence numbers, in order (readSlice checks the count).
         const itemOf = (seq: number) => items[seq - page.firstSeq];
         const parsed = new Map<number, unknown>();
-        const plan = planTargets(
-          adapter,
-          await kit.limits(adapter, config),
-          // Items carry their line: a duplicate's message names it ("line 12").
-          items.filter((i): i is (typeof items)[number] & { target: unknown } => i.error === undefined),
-          input.batchSize,
-          parsed,
+        const limits = await kit.limits(adapter, config);
+        // Items carry their line: a duplicate's message names it ("line 12").
+        const wellFormed = items.filter(
+          (i): i is (typeof items)[number] & { target: unknown } => i.error === undefined,
         );
+        const plan = planTargets(adapter, limits, wellFormed, input.batchSize, parsed);
+        let batches = plan.batches;
         const rejections: { seq: number; code: string; message: string; identity?: string }[] = [
           ...items
             .filter((i) => i.error !== undefined)
@@ -284,9 +283,13 @@ export function createLaneActivity(kit: LaneKit) {
           p.unchanged = (p.unchanged ?? 0) + fresh.length;
           if (p.unchangedSeqs) p.unchangedSeqs = addRanges(p.unchangedSeqs, fresh);
           settle(fresh);
+          // Batches of the changed targets only: the planned ones less the unchanged would go out nearly empty.
+          const valid = new Set(plan.valid.map((v) => v.seq));
+          const changed = wellFormed.filter((i) => valid.has(i.seq) && !done.has(i.seq));
+          batches = planTargets(adapter, limits, changed, input.batchSize, parsed).batches;
         }
 
-        for (const batch of plan.batches.map((b) => b.filter((s) => !done.has(s))).filter((b) => b.length > 0)) {
+        for (const batch of batches.map((b) => b.filter((s) => !done.has(s))).filter((b) => b.length > 0)) {
           // A store that could not take an earlier answer: stop sending, retry from what it has.
           if (writeFailed !== undefined) throw writeFailed.err;
           const full = outcomeBytes + rangeBytes() >= LANE_OUTCOME_BYTES || Date.now() - started >= LANE_RUN_MS;
@@ -428,7 +431,7 @@ export function createLaneActivity(kit: LaneKit) {
           recordBehind(callKey(batchNumber), answeredItems(sendTargets, answer));
         }
         // A budgeted call that carried part of a batch: the rest goes in the next run.
-        if (plan.batches.some((b) => b.some((s) => !done.has(s)))) return result();
+        if (batches.some((b) => b.some((s) => !done.has(s)))) return result();
         // Ranges settled beyond this unit (an earlier run read a larger one) stay settled.
         const next = input.pages[p.cursor.page + unitPages]?.firstSeq ?? Infinity;
         p.cursor = { page: p.cursor.page + unitPages, done: doneRanges.filter(([, to]) => to > next) };

@@ -34,6 +34,8 @@ export interface StateRunResult {
   /** The changed-only sync of the catalog with CHANGED_EVERY-th versions changed. */
   changedMs: number;
   changedSent: number;
+  /** Provider calls of the changed-only sync. */
+  changedCalls: number;
   changedCounts: Counts;
   /** changed-only time ÷ the full sync's with the store. */
   changedShare: number;
@@ -72,8 +74,10 @@ export async function stateScenario(env: Env, n: number, latencyMs: number): Pro
     () => octogenSim(env, n + 10, latencyMs),
     async (sim) => {
       let sent = 0;
+      let calls = 0;
       const compactor = compactRecordings(sim.requests, (r) => {
         sent += bodyUuids(r.body).length;
+        calls += 1;
       });
       try {
         const plain = await withWorker(env, `state-plain-${n}`, { OCTOGEN_BASE_URL: sim.url }, async (tq) => {
@@ -91,9 +95,11 @@ export async function stateScenario(env: Env, n: number, latencyMs: number): Pro
           if (full.counts.accepted !== n) problems.push(`full sync with the store accepted ${full.counts.accepted}`);
           compactor.flush();
           const before = sent;
+          const callsBefore = calls;
           const changed = await timed(tq, v2, { ...options, changedOnly: true });
           compactor.flush();
           const changedSent = sent - before;
+          const changedCalls = calls - callsBefore;
           const expected = Math.ceil(n / CHANGED_EVERY);
           if (changedSent !== expected) problems.push(`changed-only sync sent ${changedSent}, not ${expected}`);
           if (changed.counts.submitted !== expected || changed.counts.unchanged !== n - expected) {
@@ -120,6 +126,7 @@ export async function stateScenario(env: Env, n: number, latencyMs: number): Pro
             storeRatio,
             changedMs: changed.ms,
             changedSent,
+            changedCalls,
             changedCounts: changed.counts,
             changedShare,
             dryRunMs,
@@ -144,6 +151,7 @@ export function renderStateRows(rows: StateRunResult[]): string {
       'full, store s',
       `store ratio (goal ≥ ${STORE_MIN_RATIO})`,
       '1 % changed: sent',
+      'in calls',
       '1 % changed s',
       `÷ full (goal < ${CHANGED_MAX_SHARE * 100} %)`,
       `dry run s (goal < ${DRY_RUN_MAX_MS / 1000})`,
@@ -156,12 +164,13 @@ export function renderStateRows(rows: StateRunResult[]): string {
       fmt(r.storeMs / 1000, 2),
       fmt(r.storeRatio, 2),
       fmt(r.changedSent),
+      fmt(r.changedCalls),
       fmt(r.changedMs / 1000, 2),
       `${fmt(r.changedShare * 100, 1)} %`,
       fmt(r.dryRunMs / 1000, 2),
       fmt(r.workerPeakRssMb),
       r.ok ? 'ok' : `FAIL: ${r.problems.join('; ')}`,
     ]),
-    [false, true, true, true, true, true, true, true, true, false],
+    [false, true, true, true, true, true, true, true, true, true, false],
   );
 }

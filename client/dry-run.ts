@@ -133,7 +133,11 @@ export async function dryRunSync(request: SyncRequest, opts: DryRunOptions = {})
         }),
       );
       plan.unchanged = (plan.unchanged ?? 0) + same.size;
-      batches = batches.map((b) => b.filter((s) => !same.has(s))).filter((b) => b.length > 0);
+      // Batches of the changed targets only, as a lane makes them (a lane joins up to
+      // CHANGED_ONLY_PAGES pages of its share: this page-by-page count is the most it makes).
+      const passed = new Set(planned.valid.map((v) => v.seq));
+      const changed = valid.filter((i) => passed.has(i.seq) && !same.has(i.seq));
+      batches = planTargets(adapter, limits, changed, batchSize, parsed).batches;
     }
     countCalls(
       plan,

@@ -42,12 +42,13 @@ export function openThreadedSqliteStore(file: string): TargetStateStore {
       const w = waiting.get(reply.id);
       if (!w) return;
       waiting.delete(reply.id);
+      if (waiting.size === 0) t.unref();
       if ('error' in reply) w.reject(new Error(reply.error));
       else w.resolve(reply.value);
     });
     t.on('error', (err) => failAll(err));
     t.on('exit', (code) => failAll(new Error(`the store's thread ended (exit code ${code})`)));
-    // Never keeps a process alive on its own.
+    // Keeps the process alive only while a call waits on it.
     t.unref();
     return t;
   };
@@ -56,6 +57,7 @@ export function openThreadedSqliteStore(file: string): TargetStateStore {
       thread ??= start();
       const id = nextId++;
       waiting.set(id, { resolve, reject });
+      thread.ref();
       thread.postMessage({ id, op, args } satisfies StoreRequest);
     });
   return {
