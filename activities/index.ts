@@ -246,7 +246,7 @@ export function createActivities(deps: ActivityDeps) {
         type: FailureType.InvalidSyncRequest,
         nonRetryable: true,
         message:
-          'changedOnly needs the target-state store: set CATALOG_SYNC_STATE_URL=sqlite (or postgres://...) on the workers, or sync without changedOnly',
+          'changedOnly needs the target-state store, which these workers have off (CATALOG_SYNC_STATE_URL=off): unset it (the embedded SQLite file) or set postgres://..., or sync without changedOnly',
       });
     }
     let where = 'not opened';
@@ -270,7 +270,7 @@ export function createActivities(deps: ActivityDeps) {
     call: string,
     items: readonly ItemOutcome[],
   ): Promise<void> {
-    // Off unless CATALOG_SYNC_STATE_URL names a store (or the worker was given one).
+    // On unless CATALOG_SYNC_STATE_URL=off (or the worker was given a store).
     if (items.length === 0 || (deps.stateStore === undefined && !stateStoreConfigured(deps.env))) return;
     const ctx = Context.current();
     const workflowId = ctx.info.workflowExecution?.workflowId ?? 'activity';

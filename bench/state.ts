@@ -80,7 +80,8 @@ export async function stateScenario(env: Env, n: number, latencyMs: number): Pro
         calls += 1;
       });
       try {
-        const plain = await withWorker(env, `state-plain-${n}`, { OCTOGEN_BASE_URL: sim.url }, async (tq) => {
+        const plainEnv = { OCTOGEN_BASE_URL: sim.url, CATALOG_SYNC_STATE_URL: 'off' };
+        const plain = await withWorker(env, `state-plain-${n}`, plainEnv, async (tq) => {
           await timed(tq, warm, options);
           return timed(tq, v1, options);
         });

@@ -230,9 +230,8 @@ describe('changed-only syncs', () => {
     expect(JSON.stringify(history)).not.toContain(url.password);
   });
 
-  it('changedOnly on workers without a store fails the sync in one line naming CATALOG_SYNC_STATE_URL; nothing is sent', async () => {
-    const { CATALOG_SYNC_STATE_URL: _none, ...noStore } = workerEnv('unused');
-    void _none;
+  it('changedOnly on workers with the store off fails the sync in one line naming CATALOG_SYNC_STATE_URL; nothing is sent', async () => {
+    const noStore = workerEnv('off');
     const outcome = await withWorker(t, { env: noStore }, async (taskQueue) => {
       const started = await startSync(
         t.client,
@@ -242,7 +241,9 @@ describe('changed-only syncs', () => {
       return awaitReport(t.client, started.workflowId);
     });
     expect(insider.requests).toHaveLength(0);
-    expect(outcome.abortReason).toContain('changedOnly needs the target-state store: set CATALOG_SYNC_STATE_URL');
+    expect(outcome.abortReason).toContain(
+      'changedOnly needs the target-state store, which these workers have off (CATALOG_SYNC_STATE_URL=off)',
+    );
     expect(outcome.report.counts).toMatchObject({ submitted: 2, failed: 2, unchanged: 0 });
     expectAddsUp(outcome.report);
   });

@@ -3,7 +3,8 @@
  * workflow bundle, built once and shared by every suite's workers, and a real PostgreSQL server
  * for the target-state store (each suite makes its own database on it: test/helpers/state.ts).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -46,6 +47,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   });
   const dir = path.join(projectRoot(), '.artifacts');
   mkdirSync(dir, { recursive: true });
+  // The store is on by default: workers a suite starts with the run's environment record in a file
+  // of this run, not in the project's .data (suites that check the store make their own).
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), 'catalog-sync-test-state-'));
+  process.env.CATALOG_SYNC_STATE_URL ??= `sqlite:${path.join(stateDir, 'target-state.sqlite')}`;
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle.code);
   project.provide('temporalAddress', started.address);
@@ -61,6 +66,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       throw err;
     } finally {
       await Promise.all([server?.stop(), postgres?.stop()]);
+      rmSync(stateDir, { recursive: true, force: true });
     }
   };
 }

@@ -21,7 +21,7 @@ export async function runWorker(env: NodeJS.ProcessEnv = process.env): Promise<v
   }
   let state: string;
   try {
-    state = stateStoreConfigured(env) ? stateWhere(stateLocation(env)) : 'off (CATALOG_SYNC_STATE_URL unset)';
+    state = stateStoreConfigured(env) ? stateWhere(stateLocation(env)) : 'off (CATALOG_SYNC_STATE_URL=off)';
   } catch (err) {
     throw new WorkerConfigError((err as Error).message);
   }

@@ -2,7 +2,8 @@
  * The target-state store behind one interface (contracts/target-state.ts), chosen by
  * CATALOG_SYNC_STATE_URL:
  *
- * - unset: the embedded SQLite file `<project>/.data/target-state.sqlite`;
+ * - unset (or `sqlite`): the embedded SQLite file `<project>/.data/target-state.sqlite`;
+ * - `off`: no store: nothing recorded, lookups and changed-only syncs refused in one line;
  * - `sqlite:<path>` (or a path): that SQLite file;
  * - `postgres://...` or `postgresql://...`: a PostgreSQL database shared by workers on many hosts.
  *
@@ -27,20 +28,20 @@ export const defaultStateFile = (): string =>
 
 export type StateLocation = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
 
-/** Where the store is, from the environment; a value it cannot use throws one line naming the variable. */
 /**
- * The store is on only when CATALOG_SYNC_STATE_URL names one (`sqlite` for the embedded default
- * file): recording every answer costs a write per target, which a sync without the store's
- * features should not pay (docs/state.md, "What it costs").
+ * The store is on unless CATALOG_SYNC_STATE_URL is `off`: unset, workers record every answer in
+ * the embedded SQLite file. `off` is for a deployment that wants none of the store's features
+ * (docs/state.md, "What it costs").
  */
 export const stateStoreConfigured = (env: NodeJS.ProcessEnv = process.env): boolean =>
-  Boolean(env[STATE_URL_VAR]?.trim());
+  !/^off$/i.test(env[STATE_URL_VAR]?.trim() ?? '');
 
-/** The one line for a lookup with no store configured. */
+/** The one line for a lookup (or a changed-only sync) with the store turned off. */
 export const NO_STATE_STORE =
-  `no target-state store is configured: set ${STATE_URL_VAR}=sqlite (the embedded default, .data/target-state.sqlite) ` +
-  'or postgres://user:password@host/db, the same on the workers that record it';
+  `the target-state store is off (${STATE_URL_VAR}=off): unset it for the embedded default (.data/target-state.sqlite) ` +
+  'or set postgres://user:password@host/db, the same on the workers that record it';
 
+/** Where the store is, from the environment; a value it cannot use throws one line naming the variable. */
 export function stateLocation(env: NodeJS.ProcessEnv = process.env): StateLocation {
   const raw = env[STATE_URL_VAR]?.trim();
   if (!raw || /^sqlite:?$/i.test(raw)) return { kind: 'sqlite', file: defaultStateFile() };
