@@ -4,10 +4,9 @@ import { openSqliteStore } from '../activities/state/sqlite.ts';
 import { benchUuid } from '../bench/products.ts';
 const file = '/tmp/sq/grp.sqlite';
 for (const f of [file, file + '-wal', file + '-shm']) rmSync(f, { force: true });
-if (process.env.PS) { const d = new Database(file); d.pragma('page_size = ' + process.env.PS); d.exec('CREATE TABLE x(a); DROP TABLE x;'); d.close(); }
 const s = openSqliteStore(file);
-
-const N = Number(process.env.N ?? 100_000), G = Number(process.env.G ?? 500);
+if (process.env.CKPT) { const d = new Database(file); d.close(); }
+const N = 100_000, G = Number(process.env.G ?? 500);
 const pass = async (tag: string) => {
   const t0 = performance.now();
   for (let i = 0; i < N; i += G) {

@@ -7,8 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { openStateStore, stateLocation, stateWhere, contentHash } from '../activities/state/index.ts';
 import type { TargetOutcomeRecord } from '../contracts/target-state.ts';
 import { STORE_KINDS, freshStateUrl } from './helpers/state.ts';
-import { INBOX_MERGE_AT, openSqliteStore } from '../activities/state/sqlite.ts';
-import { openThreadedSqliteStore } from '../activities/state/threaded.ts';
 
 const base = (over: Partial<TargetOutcomeRecord> = {}): TargetOutcomeRecord => ({
   provider: 'insider',
@@ -132,57 +130,5 @@ describe('where the store is', () => {
   it('hashes the same content the same, whatever the key order', () => {
     expect(contentHash({ a: 1, b: { c: 2, d: [1, 2] } })).toBe(contentHash({ b: { d: [1, 2], c: 2 }, a: 1 }));
     expect(contentHash({ a: 1 })).not.toBe(contentHash({ a: 2 }));
-  });
-});
-
-describe("the worker's SQLite store: an inbox merged in key order, on its own thread", () => {
-  const fileOf = async (name: string) => (await freshStateUrl('sqlite', name)).replace(/^sqlite:/, '');
-
-  it('a record is seen by every reader, in any process, once and exactly as written straight', async () => {
-    const file = await fileOf('inbox');
-    const worker = openThreadedSqliteStore(file);
-    // Another process's reader (the CLI): its own connection to the same file.
-    const reader = openSqliteStore(file);
-    try {
-      await worker.record([base()]);
-      await worker.record([base({ at: 2_000 })]); // a retried activity: nothing new
-      await worker.record([
-        base({ state: 'rejected', code: 'invalid', message: 'price: bad', syncId: 's2', batch: 's2#1', at: 3_000 }),
-      ]);
-      await worker.record([base({ contentHash: 'h0', syncId: 's0', batch: 's0#1', at: 500 })]); // older: ignored
-      expect((await reader.find('insider', 'SKU-1/en_US'))[0]).toMatchObject({
-        state: 'rejected',
-        acceptedHash: 'h1',
-        syncId: 's2',
-        writes: 2,
-      });
-      expect(await worker.acceptedHashes('acct1', ['SKU-1/en_US'])).toEqual(new Map([['SKU-1/en_US', 'h1']]));
-    } finally {
-      await worker.close();
-      await reader.close();
-    }
-  });
-
-  it('merges on its own once the inbox holds INBOX_MERGE_AT records, and what it holds when closed', async () => {
-    const file = await fileOf('inbox-merge');
-    const store = openSqliteStore(file, { inbox: true });
-    const n = INBOX_MERGE_AT + 1_000;
-    for (let i = 0; i < n; i += 1_000) {
-      await store.record(
-        Array.from({ length: 1_000 }, (_, j) => base({ identity: `SKU-${i + j}/en_US`, batch: `b${i}` })),
-      );
-    }
-    expect(store.merge()).toBeLessThan(INBOX_MERGE_AT);
-    await store.record([base({ identity: 'last/en_US' })]);
-    await store.close();
-    const reader = openSqliteStore(file);
-    try {
-      const all = await reader.list({ provider: 'insider', limit: 1000 });
-      expect(all.next).toBeDefined();
-      expect(await reader.find('insider', 'last/en_US')).toHaveLength(1);
-      expect(await reader.find('insider', `SKU-${n - 1}/en_US`)).toHaveLength(1);
-    } finally {
-      await reader.close();
-    }
   });
 });

@@ -22,27 +22,7 @@ import {
   toRow,
 } from './common.ts';
 
-/**
- * Records queued in the inbox are merged into the table once this many wait (and before any read,
- * and when the writer is idle): a merge writes them in key order, each page of the table once.
- */
-export const INBOX_MERGE_AT = 20_000;
-
-export interface SqliteStoreOptions {
-  /**
-   * Record into the inbox, an append-only table (a transaction writes a few pages, not one or two a
-   * target), merged into the table later: what the worker's store thread does. Reads always merge
-   * first, so every reader (any process) sees every record.
-   */
-  inbox?: boolean;
-}
-
-export interface SqliteStore extends TargetStateStore {
-  /** Moves what the inbox holds into the table; returns how many records it moved. */
-  merge(): number;
-}
-
-export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): SqliteStore {
+export function openSqliteStore(file: string): TargetStateStore {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
@@ -64,58 +44,20 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Sq
     for (const r of records) changed += insert.run(...recordValues(r)).changes;
     return changed;
   });
-  const enqueue = db.prepare('INSERT INTO target_inbox (record) VALUES (?)');
-  const queued = db.prepare('SELECT seq, record FROM target_inbox ORDER BY seq');
-  const anyQueued = db.prepare('SELECT 1 FROM target_inbox LIMIT 1');
-  const countQueued = db.prepare('SELECT COUNT(*) AS n FROM target_inbox');
-  const dequeue = db.prepare('DELETE FROM target_inbox WHERE seq <= ?');
-  const enqueueAll = db.transaction((records: readonly TargetOutcomeRecord[]) => {
-    for (const r of records) enqueue.run(JSON.stringify(r));
-  });
-  let sinceCount = 0;
-  /** The inbox into the table, in key order (arrival order within a key), in one transaction. */
-  const mergeAll = db.transaction((): number => {
-    const rows = queued.all() as { seq: number; record: string }[];
-    const last = rows[rows.length - 1];
-    if (!last) return 0;
-    const records = rows.map((r) => JSON.parse(r.record) as TargetOutcomeRecord);
-    const order = records.map((_, i) => i);
-    const key = (r: TargetOutcomeRecord) => `${r.identity}\u0000${r.account}`;
-    const keys = records.map(key);
-    order.sort((a, b) => ((keys[a] as string) < (keys[b] as string) ? -1 : keys[a] === keys[b] ? a - b : 1));
-    for (const i of order) insert.run(...recordValues(records[i] as TargetOutcomeRecord));
-    dequeue.run(last.seq);
-    return rows.length;
-  });
-  const merge = (): number => {
-    sinceCount = 0;
-    return anyQueued.get() === undefined ? 0 : mergeAll.immediate();
-  };
   const find = db.prepare('SELECT * FROM target_state WHERE identity = ? AND provider = ? ORDER BY account');
   const accepted = db.prepare(
     'SELECT identity, accepted_hash FROM target_state WHERE identity = ? AND account = ? AND accepted_hash IS NOT NULL',
   );
   return {
     where: `sqlite ${file}`,
-    merge,
     async record(records) {
       if (records.length === 0) return 0;
-      if (!opts.inbox) return recordAll.immediate(lastPerItem(records));
-      enqueueAll.immediate(lastPerItem(records));
-      // Counted now and then, not each call: other processes' records wait in the same inbox.
-      sinceCount += records.length;
-      if (sinceCount >= INBOX_MERGE_AT / 4) {
-        sinceCount = 0;
-        if ((countQueued.get() as { n: number }).n >= INBOX_MERGE_AT) merge();
-      }
-      return records.length;
+      return recordAll.immediate(lastPerItem(records));
     },
     async find(provider, identity) {
-      merge();
       return find.all(identity, provider).map((r) => toRow(r as Record<string, unknown>));
     },
     async list(q: TargetListQuery): Promise<TargetPage> {
-      merge();
       const where = ['provider = ?'];
       const args: (string | number)[] = [q.provider];
       if (q.state !== undefined) {
@@ -140,7 +82,6 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Sq
       return { items, ...(rows.length > q.limit && last ? { next: encodeCursor(last) } : {}) };
     },
     async acceptedHashes(account, identities) {
-      merge();
       const out = new Map<string, string>();
       for (const identity of identities) {
         const row = accepted.get(identity, account) as { identity: string; accepted_hash: string } | undefined;
@@ -149,9 +90,7 @@ export function openSqliteStore(file: string, opts: SqliteStoreOptions = {}): Sq
       return out;
     },
     async close() {
-      if (!db.open) return;
-      merge();
-      db.close();
+      if (db.open) db.close();
     },
   };
 }
@@ -167,6 +106,4 @@ function migrate(db: Database.Database): void {
       db.prepare('INSERT INTO target_state_schema (version, applied_at) VALUES (?, ?)').run(v, Date.now());
     }
   }).immediate();
-  // The inbox (SqliteStoreOptions.inbox) is the SQLite store's own: not a migration both stores share.
-  db.exec('CREATE TABLE IF NOT EXISTS target_inbox (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)');
 }

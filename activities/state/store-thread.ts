@@ -5,9 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { TargetStateStore } from '../../contracts/target-state.ts';
-import { openSqliteStore, type SqliteStore } from './sqlite.ts';
-
-const IDLE_MERGE_MS = 500;
+import { openSqliteStore } from './sqlite.ts';
 
 export interface StoreRequest {
   id: number;
@@ -19,28 +17,15 @@ export type StoreReply = { id: number; value: unknown } | { id: number; error: s
 
 const port = parentPort;
 if (port) {
-  let store: SqliteStore | undefined;
+  let store: TargetStateStore | undefined;
   let openError: string | undefined;
   try {
-    store = openSqliteStore((workerData as { file: string }).file, { inbox: true });
+    store = openSqliteStore((workerData as { file: string }).file);
   } catch (err) {
     openError = (err as Error).message;
   }
-  // Records wait in the inbox while answers keep coming; once the writer is idle, they are merged.
-  let idle: NodeJS.Timeout | undefined;
   port.on('message', (req: StoreRequest) => {
-    if (idle) clearTimeout(idle);
-    void answer(store, openError, req).then((reply) => {
-      port.postMessage(reply);
-      idle = setTimeout(() => {
-        try {
-          store?.merge();
-        } catch {
-          // Left in the inbox: the next read or merge takes it.
-        }
-      }, IDLE_MERGE_MS);
-      idle.unref();
-    });
+    void answer(store, openError, req).then((reply) => port.postMessage(reply));
   });
 }
 
