@@ -208,11 +208,17 @@ export async function createSyncSchedule(
   const req = validateSyncScheduleRequest(request);
   const scheduled = toScheduledSource(req.source);
   const source: ScheduleSource = scheduled.kind === 'feed' ? { feed: scheduled.url } : scheduled.ref;
+  // A file or URL holds the whole catalog each run: only what changed since the provider last
+  // accepted it goes (docs/state.md), unless the schedule says changedOnly: false. A feed holds changes.
+  const options =
+    scheduled.kind !== 'feed' && req.options?.changedOnly === undefined
+      ? { ...req.options, changedOnly: true }
+      : req.options;
   const input: ScheduledSyncInput = {
     provider: req.provider,
     source: scheduled,
     scheduleId: req.id,
-    ...(req.options ? { options: req.options } : {}),
+    ...(options ? { options } : {}),
     ...(req.feedRetry ? { feedRetry: req.feedRetry as FeedRetry } : {}),
     ...(req.alertAfterFailedRuns !== undefined ? { alertAfterFailedRuns: req.alertAfterFailedRuns } : {}),
   };

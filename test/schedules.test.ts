@@ -321,6 +321,39 @@ describe('scheduled syncs through the real server', () => {
     expect(sentUuids()).toEqual(targets(40, 44).map((x) => x.uuid));
   });
 
+  it('a file schedule sends only what changed since the provider last accepted it (changedOnly by default)', async () => {
+    const file = path.join(spool, 'versioned.ndjson');
+    const write = (version: (i: number) => string) =>
+      writeFileSync(
+        file,
+        `${targets(44, 48)
+          .map((x, i) => JSON.stringify({ ...x, version: version(i) }))
+          .join('\n')}\n`,
+      );
+    write(() => 'v1');
+    const id = await create({ cron: '0 0 1 1 *', source: { file }, paused: true, options: fast });
+    const first = await triggerRun(id, 1);
+    expect(first.result?.report?.counts).toMatchObject({ submitted: 4, accepted: 4, unchanged: 0 });
+    sim.reset();
+    const second = await triggerRun(id, 2);
+    expect(second.result?.report?.counts).toMatchObject({ submitted: 0, accepted: 0, unchanged: 4 });
+    expect(sim.requests).toHaveLength(0);
+    write((i) => (i === 2 ? 'v2' : 'v1'));
+    const third = await triggerRun(id, 3);
+    expect(third.result?.report?.counts).toMatchObject({ submitted: 1, accepted: 1, unchanged: 3 });
+    expect(sentUuids()).toEqual([target(46).uuid]);
+    // Said otherwise, every run sends the whole file.
+    const always = await create({
+      cron: '0 0 1 1 *',
+      source: { file },
+      paused: true,
+      options: { ...fast, changedOnly: false },
+    });
+    sim.reset();
+    const whole = await triggerRun(always, 1);
+    expect(whole.result?.report?.counts).toMatchObject({ submitted: 4, accepted: 4 });
+  });
+
   it('refuses a bad cron with a one-line message naming it, and creates nothing', async () => {
     const id = uniqueKey('bad-cron');
     const attempt = (cron: string) =>
