@@ -93,6 +93,7 @@ interface CreateFlags {
   window?: string;
   batchSize?: string;
   paused?: boolean;
+  sendAll?: boolean;
   note?: string;
   json?: boolean;
 }
@@ -109,7 +110,11 @@ function createRequest(id: string, o: CreateFlags, taskQueue: string): SyncSched
   if ((o.cron === undefined) === (o.every === undefined))
     throw new CliError('give exactly one of --cron EXPR (e.g. "0 * * * *") or --every DURATION (e.g. 15m)');
   // The same limits as submit's: a window of at most 30d, a batch size within the provider's maximum.
-  const options: SyncOptions = optionsFromFlags(o.provider, o);
+  const options: SyncOptions = {
+    ...optionsFromFlags(o.provider, o),
+    // A file or URL schedule sends only what changed by default (client/schedules.ts).
+    ...(o.sendAll ? { changedOnly: false } : {}),
+  };
   const every = durationOption('--every', o.every);
   const catchupWindow = durationOption('--catchup-window', o.catchupWindow);
   return {
@@ -150,6 +155,10 @@ export function scheduleCommand(): Command {
     .option('--window <duration>', "each sync's re-submission window (default 0s: closes when sent)")
     .option('--batch-size <n>', 'targets per provider call (at most the provider limit)')
     .option('--paused', 'create it paused (unpause to start)')
+    .option(
+      '--send-all',
+      'send the whole file or URL each run (default: only targets changed since the provider last accepted them)',
+    )
     .option('--note <text>', 'a note shown with the schedule')
     .option('--json', 'print JSON on stdout and nothing else')
     .action(async (id: string, o: CreateFlags) => {
