@@ -7,6 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { openStateStore, stateLocation, stateWhere, contentHash } from '../activities/state/index.ts';
 import type { TargetOutcomeRecord } from '../contracts/target-state.ts';
 import { STORE_KINDS, freshStateUrl } from './helpers/state.ts';
+import Database from 'better-sqlite3';
+import { migrations } from '../activities/state/common.ts';
+import { openThreadedSqliteStore } from '../activities/state/threaded.ts';
+import { openSqliteStore } from '../activities/state/sqlite.ts';
 
 const base = (over: Partial<TargetOutcomeRecord> = {}): TargetOutcomeRecord => ({
   provider: 'insider',
@@ -130,5 +134,46 @@ describe('where the store is', () => {
   it('hashes the same content the same, whatever the key order', () => {
     expect(contentHash({ a: 1, b: { c: 2, d: [1, 2] } })).toBe(contentHash({ b: { d: [1, 2], c: 2 }, a: 1 }));
     expect(contentHash({ a: 1 })).not.toBe(contentHash({ a: 2 }));
+  });
+});
+
+describe('the embedded SQLite store', () => {
+  const fileOf = async (name: string) => (await freshStateUrl('sqlite', name)).replace(/^sqlite:/, '');
+
+  it('migrates a version 1 file to version 2 and keeps every row', async () => {
+    const file = await fileOf('v1');
+    const v1 = new Database(file);
+    v1.exec('CREATE TABLE target_state_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+    v1.exec(migrations('TEXT')[0] as string);
+    v1.prepare('INSERT INTO target_state_schema VALUES (1, 0)').run();
+    v1.prepare(
+      "INSERT INTO target_state (account, identity, provider, state, accepted_hash, accepted_at, sync_id, batch, at, writes) VALUES ('acct1', 'SKU-1/en_US', 'insider', 'accepted', 'h1', 1000, 'sync-1', 'sync-1#1', 1000, 3)",
+    ).run();
+    v1.close();
+    const store = openSqliteStore(file);
+    try {
+      expect((await store.find('insider', 'SKU-1/en_US'))[0]).toMatchObject({ acceptedHash: 'h1', writes: 3 });
+      expect(await store.acceptedHashes('acct1', ['SKU-1/en_US'])).toEqual(new Map([['SKU-1/en_US', 'h1']]));
+    } finally {
+      await store.close();
+    }
+    const check = new Database(file, { readonly: true });
+    expect(check.prepare('SELECT MAX(version) AS v FROM target_state_schema').get()).toEqual({ v: 2 });
+    check.close();
+  });
+
+  it("the worker's store works on its own thread; another process's reader sees what it wrote", async () => {
+    const file = await fileOf('threaded');
+    const worker = openThreadedSqliteStore(file);
+    const reader = openSqliteStore(file);
+    try {
+      await worker.record([base()]);
+      await worker.record([base({ at: 2_000 })]); // a retried activity: nothing new
+      expect((await reader.find('insider', 'SKU-1/en_US'))[0]).toMatchObject({ acceptedHash: 'h1', writes: 1 });
+      expect(await worker.acceptedHashes('acct1', ['SKU-1/en_US'])).toEqual(new Map([['SKU-1/en_US', 'h1']]));
+    } finally {
+      await worker.close();
+      await reader.close();
+    }
   });
 });
