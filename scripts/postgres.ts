@@ -20,6 +20,13 @@ export interface PostgresServer {
   /** postgres://user:password@127.0.0.1:port/postgres */
   url: string;
   port: number;
+  /**
+   * Stops the server and keeps its cluster (chaos: the store restarted mid-sync): `fast` a clean
+   * shutdown, `immediate` a crash (recovery on the next start).
+   */
+  halt(mode: 'fast' | 'immediate'): Promise<void>;
+  /** Starts a halted server again, on the same cluster and port. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -78,16 +85,28 @@ export async function startPostgres(): Promise<PostgresServer> {
   run('initdb', ['-D', data, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
   const opts = `-p ${port} -k ${dir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
-  run('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', opts, '-w', '-t', '60', 'start']);
+  const start = () => run('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', opts, '-w', '-t', '60', 'start']);
+  start();
   let stopped = false;
+  let halted = false;
   return {
     url: `postgres://${USER}:${password}@127.0.0.1:${port}/postgres`,
     port,
+    async halt(mode) {
+      if (stopped || halted) return;
+      run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
+      halted = true;
+    },
+    async resume() {
+      if (stopped || !halted) return;
+      start();
+      halted = false;
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
       try {
-        run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+        if (!halted) run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
