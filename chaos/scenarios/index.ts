@@ -5,6 +5,7 @@ import { fanOutRun } from './fanout.ts';
 import { insiderRun } from './insider.ts';
 import { partitionRun } from './partition.ts';
 import { resubmitRun } from './resubmit.ts';
+import { spoolFullRun } from './spool-full.ts';
 import { stateStoreRun } from './state-store.ts';
 
 type Run = (ctx: Ctx, seed: number, name: string) => Promise<RunRecord>;
@@ -20,6 +21,7 @@ export const NEW_SCENARIOS: Scenario[] = [
   row('state store: postgres restarted mid-sync', (ctx, seed, name) =>
     stateStoreRun(ctx, seed, name, 'postgres restarted'),
   ),
+  row('spool disk full: start refused, then filled mid-sync', spoolFullRun),
   row('state store: sqlite disk full mid-sync', (ctx, seed, name) =>
     stateStoreRun(ctx, seed, name, 'sqlite disk full'),
   ),
