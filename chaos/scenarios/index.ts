@@ -21,6 +21,9 @@ export const NEW_SCENARIOS: Scenario[] = [
   row('state store: postgres restarted mid-sync', (ctx, seed, name) =>
     stateStoreRun(ctx, seed, name, 'postgres restarted'),
   ),
+  row('state store: postgres disk full mid-sync', (ctx, seed, name) =>
+    stateStoreRun(ctx, seed, name, 'postgres disk full'),
+  ),
   row('spool disk full: start refused, then filled mid-sync', spoolFullRun),
   row('state store: sqlite disk full mid-sync', (ctx, seed, name) =>
     stateStoreRun(ctx, seed, name, 'sqlite disk full'),

@@ -6,6 +6,8 @@
  *
  *   postgres restarted   the PostgreSQL cluster stopped (a clean `fast` shutdown or an `immediate`
  *                        one, a crash with recovery) and started again on the same port
+ *   postgres disk full   the cluster on a small tmpfs, filled to the last byte and freed again (a
+ *                        server that stopped on it is started again, as an operator would)
  *   sqlite disk full     the SQLite file on a small tmpfs, filled to the last byte and freed again
  *
  * The promise (chaos/invariant.ts, `changedOnly`): the sync completes with exactly the changed
@@ -52,11 +54,41 @@ interface StoreUnderTest {
   close(): Promise<void>;
 }
 
-export type StoreKind = 'postgres restarted' | 'sqlite disk full';
+export type StoreKind = 'postgres restarted' | 'postgres disk full' | 'sqlite disk full';
 
 async function openStore(kind: StoreKind, ctx: Ctx, seed: number): Promise<StoreUnderTest> {
+  if (kind === 'postgres disk full') {
+    const mount = mountTmpfs(ctx, `pg-tmpfs-${seed}`, '128m', '0755');
+    const filler = path.join(mount, 'filler');
+    try {
+      const pg = await startPostgres({ parent: mount, durable: true });
+      return {
+        url: pg.url,
+        async fault(_rnd, downMs) {
+          const filled = fill(filler);
+          await sleep(downMs);
+          rmSync(filler, { force: true });
+          // A server that could not write its WAL PANICs; one that could not come back stays down
+          // until started again, as an operator would once the disk has room.
+          const crashed = !pg.running();
+          await pg.resume();
+          return `PostgreSQL's tmpfs filled (${(filled / 1e6).toFixed(1)} MB of filler), full ${downMs} ms, freed${crashed ? '; the server had stopped and was started again' : ''}`;
+        },
+        async close() {
+          await pg.stop();
+          unmount(mount);
+        },
+      };
+    } catch (err) {
+      unmount(mount);
+      throw err;
+    }
+  }
   if (kind === 'postgres restarted') {
-    const pg = await startPostgres();
+    // Durable, as a production store: with synchronous_commit off (the tests' fast cluster) an
+    // `immediate` stop loses the last commits, and the next changed-only sync sends those targets
+    // again though they had not changed (found by this scenario, seed 297855605; docs/state.md).
+    const pg = await startPostgres({ durable: true });
     return {
       url: pg.url,
       async fault(rnd, downMs) {
@@ -72,18 +104,53 @@ async function openStore(kind: StoreKind, ctx: Ctx, seed: number): Promise<Store
   return sqliteOnTmpfs(ctx, seed);
 }
 
-/** A SQLite store on a tmpfs of its own (mount needs root: a run without it says so). */
-function sqliteOnTmpfs(ctx: Ctx, seed: number): StoreUnderTest {
-  const mount = path.join(ctx.dir, `state-tmpfs-${seed}`);
+/** Mounts a tmpfs of `size` under the run's folder (needs root: a run without it says so). */
+function mountTmpfs(ctx: Ctx, name: string, size: string, mode: string): string {
+  const mount = path.join(ctx.dir, name);
   mkdirSync(mount, { recursive: true });
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=32m,mode=0700', 'tmpfs', mount], { stdio: 'pipe' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=${mode}`, 'tmpfs', mount], { stdio: 'pipe' });
   } catch (err) {
     throw new Error(
       `cannot mount a tmpfs for the disk-full scenario (needs root): ${String((err as { stderr?: unknown }).stderr ?? err).trim()}`,
       { cause: err },
     );
   }
+  return mount;
+}
+
+function unmount(mount: string): void {
+  try {
+    execFileSync('umount', ['-l', mount], { stdio: 'pipe' });
+  } catch {
+    // already gone
+  }
+}
+
+/** Writes zeros until the file system is full; returns the bytes written. */
+function fill(file: string): number {
+  const fd = openSync(file, 'w');
+  let filled = 0;
+  try {
+    for (const size of [1 << 20, 1 << 12, 512, 1]) {
+      const chunk = Buffer.alloc(size);
+      for (;;) {
+        try {
+          filled += writeSync(fd, chunk);
+        } catch {
+          break;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return filled;
+}
+
+/** A SQLite store on a tmpfs of its own. */
+function sqliteOnTmpfs(ctx: Ctx, seed: number): StoreUnderTest {
+  const mount = mountTmpfs(ctx, `state-tmpfs-${seed}`, '32m', '0700');
   const file = path.join(mount, 'target-state.sqlite');
   const filler = path.join(mount, 'filler');
   return {
@@ -101,33 +168,14 @@ function sqliteOnTmpfs(ctx: Ctx, seed: number): StoreUnderTest {
       }
     },
     async fault(_rnd, downMs) {
-      const fd = openSync(filler, 'w');
-      let filled = 0;
-      try {
-        for (const size of [1 << 20, 1 << 12, 512]) {
-          const chunk = Buffer.alloc(size);
-          for (;;) {
-            try {
-              filled += writeSync(fd, chunk);
-            } catch {
-              break;
-            }
-          }
-        }
-      } finally {
-        closeSync(fd);
-      }
+      const filled = fill(filler);
       await sleep(downMs);
       rmSync(filler, { force: true });
       return `store's tmpfs filled (${(filled / 1e6).toFixed(1)} MB of filler), full ${downMs} ms, freed`;
     },
     async close() {
       rmSync(filler, { force: true });
-      try {
-        execFileSync('umount', ['-l', mount], { stdio: 'pipe' });
-      } catch {
-        // already gone
-      }
+      unmount(mount);
     },
   };
 }
