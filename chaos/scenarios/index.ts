@@ -24,6 +24,7 @@ export const NEW_SCENARIOS: Scenario[] = [
   row('state store: postgres disk full mid-sync', (ctx, seed, name) =>
     stateStoreRun(ctx, seed, name, 'postgres disk full'),
   ),
+  row('changed-only: worker killed mid-sync', (ctx, seed, name) => stateStoreRun(ctx, seed, name, 'worker killed')),
   row('spool disk full: start refused, then filled mid-sync', spoolFullRun),
   row('state store: sqlite disk full mid-sync', (ctx, seed, name) =>
     stateStoreRun(ctx, seed, name, 'sqlite disk full'),

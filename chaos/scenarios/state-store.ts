@@ -50,13 +50,25 @@ interface StoreUnderTest {
   /** Between the runs (the store idle). */
   between?(details: string[]): Promise<void>;
   /** Takes the store away for `downMs` and brings it back; returns what it did. */
-  fault(rnd: () => number, downMs: number): Promise<string>;
+  fault(rnd: () => number, downMs: number, workers: Workers): Promise<string>;
   close(): Promise<void>;
 }
 
-export type StoreKind = 'postgres restarted' | 'postgres disk full' | 'sqlite disk full';
+export type StoreKind = 'postgres restarted' | 'postgres disk full' | 'sqlite disk full' | 'worker killed';
 
 async function openStore(kind: StoreKind, ctx: Ctx, seed: number): Promise<StoreUnderTest> {
+  if (kind === 'worker killed') {
+    // The store stays up; the worker dies between a recorded answer and its lane's next heartbeat.
+    const file = path.join(ctx.dir, `state-kill-${seed}`, 'target-state.sqlite');
+    return {
+      url: `sqlite:${file}`,
+      async fault(_rnd, downMs, workers) {
+        await workers.killAndRestart(downMs);
+        return `worker SIGKILLed, restarted after ${downMs} ms`;
+      },
+      async close() {},
+    };
+  }
   if (kind === 'postgres disk full') {
     const mount = mountTmpfs(ctx, `pg-tmpfs-${seed}`, '128m', '0755');
     const filler = path.join(mount, 'filler');
@@ -264,7 +276,7 @@ export async function stateStoreRun(ctx: Ctx, seed: number, name: string, kind: 
       const downMs = pick(rnd, 1_000, 6_000);
       await waitUntil(() => sim.requests.length - from >= calls, 120_000, `${calls} calls of run 2`, w);
       const faultAt = Date.now();
-      details.push(`run 2: ${changed.size} changed; after ${calls} calls: ${await store.fault(rnd, downMs)}`);
+      details.push(`run 2: ${changed.size} changed; after ${calls} calls: ${await store.fault(rnd, downMs, w)}`);
       const s2 = await settle(ctx.client, second.workflowId, ctx.deadline);
       const requests = run2();
       // A lane stops sending at the first answer the store could not take, and its retry sends
