@@ -16,9 +16,11 @@
  * prove what was sent), never an unchanged one sent.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { startSync, type SyncOptions } from '../../client/index.ts';
 import { seededRandom } from '../../simulators/faults.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenProduct } from '../../simulators/octogen.ts';
@@ -70,24 +72,29 @@ async function openStore(kind: StoreKind, ctx: Ctx, seed: number): Promise<Store
     };
   }
   if (kind === 'postgres disk full') {
-    const mount = mountTmpfs(ctx, `pg-tmpfs-${seed}`, '128m', '0755');
+    // Outside the run's folder (root's, 0700): the cluster belongs to the postgres user.
+    const mount = mountTmpfs(mkdtempSync(path.join(os.tmpdir(), 'catalog-sync-chaos-pgfs-')), '128m', '0755');
     const filler = path.join(mount, 'filler');
     try {
-      const pg = await startPostgres({ parent: mount, durable: true });
+      const server = await startPostgres({ parent: mount, durable: true });
       return {
-        url: pg.url,
+        url: server.url,
         async fault(_rnd, downMs) {
           const filled = fill(filler);
+          // PostgreSQL writes into its WAL segment already on disk and keeps pages in memory, so a
+          // full disk would only show at the next segment: switch to it now (the store's own writes
+          // then need a new 16 MB segment the disk cannot hold).
+          const switched = await switchWal(server.url);
           await sleep(downMs);
           rmSync(filler, { force: true });
           // A server that could not write its WAL PANICs; one that could not come back stays down
           // until started again, as an operator would once the disk has room.
-          const crashed = !pg.running();
-          await pg.resume();
-          return `PostgreSQL's tmpfs filled (${(filled / 1e6).toFixed(1)} MB of filler), full ${downMs} ms, freed${crashed ? '; the server had stopped and was started again' : ''}`;
+          const crashed = !server.running();
+          await server.resume();
+          return `PostgreSQL's tmpfs filled (${(filled / 1e6).toFixed(1)} MB of filler), WAL switched (${switched}), full ${downMs} ms, freed${crashed ? '; the server had stopped and was started again' : ''}`;
         },
         async close() {
-          await pg.stop();
+          await server.stop();
           unmount(mount);
         },
       };
@@ -100,25 +107,24 @@ async function openStore(kind: StoreKind, ctx: Ctx, seed: number): Promise<Store
     // Durable, as a production store: with synchronous_commit off (the tests' fast cluster) an
     // `immediate` stop loses the last commits, and the next changed-only sync sends those targets
     // again though they had not changed (found by this scenario, seed 297855605; docs/state.md).
-    const pg = await startPostgres({ durable: true });
+    const server = await startPostgres({ durable: true });
     return {
-      url: pg.url,
+      url: server.url,
       async fault(rnd, downMs) {
         const mode = rnd() < 0.5 ? 'fast' : 'immediate';
-        await pg.halt(mode);
+        await server.halt(mode);
         await sleep(downMs);
-        await pg.resume();
+        await server.resume();
         return `PostgreSQL stopped (${mode}), down ${downMs} ms, restarted`;
       },
-      close: () => pg.stop(),
+      close: () => server.stop(),
     };
   }
   return sqliteOnTmpfs(ctx, seed);
 }
 
 /** Mounts a tmpfs of `size` under the run's folder (needs root: a run without it says so). */
-function mountTmpfs(ctx: Ctx, name: string, size: string, mode: string): string {
-  const mount = path.join(ctx.dir, name);
+function mountTmpfs(mount: string, size: string, mode: string): string {
   mkdirSync(mount, { recursive: true });
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=${mode}`, 'tmpfs', mount], { stdio: 'pipe' });
@@ -134,8 +140,23 @@ function mountTmpfs(ctx: Ctx, name: string, size: string, mode: string): string 
 function unmount(mount: string): void {
   try {
     execFileSync('umount', ['-l', mount], { stdio: 'pipe' });
+    rmSync(mount, { recursive: true, force: true });
   } catch {
     // already gone
+  }
+}
+
+/** `SELECT pg_switch_wal()` as the cluster's superuser; returns "ok" or the error's first line. */
+async function switchWal(url: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT pg_switch_wal()');
+    return 'ok';
+  } catch (err) {
+    return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 
@@ -162,7 +183,7 @@ function fill(file: string): number {
 
 /** A SQLite store on a tmpfs of its own. */
 function sqliteOnTmpfs(ctx: Ctx, seed: number): StoreUnderTest {
-  const mount = mountTmpfs(ctx, `state-tmpfs-${seed}`, '32m', '0700');
+  const mount = mountTmpfs(path.join(ctx.dir, `state-tmpfs-${seed}`), '32m', '0700');
   const file = path.join(mount, 'target-state.sqlite');
   const filler = path.join(mount, 'filler');
   return {
