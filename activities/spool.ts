@@ -92,6 +92,19 @@ export function opener(env: NodeJS.ProcessEnv): (line: string) => string {
 }
 
 /**
+ * The one line for a spool that cannot take a request's targets (a full disk, a read-only folder):
+ * the folder and the cause, and that nothing was started; the partial file is already gone.
+ */
+function spoolWriteError(dir: string, count: number, err: unknown): SpoolError {
+  const e = err as NodeJS.ErrnoException;
+  const why = e.code === 'ENOSPC' ? 'no space left on its disk' : (e.message ?? String(err)).split('\n')[0];
+  return new SpoolError(
+    `cannot write ${count} targets to the spool folder ${dir} (${why}): nothing was started; free space there or set ${SPOOL_DIR_VAR} to another folder, then submit again`,
+    { cause: err },
+  );
+}
+
+/**
  * Writes targets as NDJSON into a new private file (0600) for `workflowId`, sealed line by line
  * when a codec key is set, and returns the reference the sync reads and later releases.
  */
@@ -104,7 +117,11 @@ export async function writeSpool(
   const file = path.join(dir, spoolFileName(workflowId));
   const sealLine = sealer(env);
   // O_EXCL: never write through a file (or link) someone placed under that name.
-  const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+  const handle = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600).catch(
+    (err: unknown) => {
+      throw spoolWriteError(dir, targets.length, err);
+    },
+  );
   try {
     const CHUNK = 1 << 20;
     let buffered: string[] = [];
@@ -121,12 +138,12 @@ export async function writeSpool(
       }
     }
     if (buffered.length > 0) await handle.write(`${buffered.join('\n')}\n`);
-  } catch (err) {
     await handle.close();
+  } catch (err) {
+    await handle.close().catch(() => undefined);
     await unlink(file).catch(() => undefined);
-    throw err;
+    throw spoolWriteError(dir, targets.length, err);
   }
-  await handle.close();
   return { file, spooled: true, ...(sealLine ? { sealed: true as const } : {}) };
 }
 

@@ -29,6 +29,14 @@ export interface Expectation {
   warnings?: number;
   /** Targets allowed to be processed twice (crashes × lanes × batch size); undefined = no bound. */
   duplicateBound?: number;
+  /**
+   * A changed-only sync of `total` targets (seqs 0..total-1) of which `changed` differ from their
+   * last accepted content. Then `submitted` is not `x.submitted` but the changed targets plus any
+   * listed rejected or failed (a store down past the attempts fails targets whatever their content),
+   * every other target is counted `unchanged`, every changed target not listed must have been taken
+   * by the provider (`requests` are this sync's), and no other target may have been sent.
+   */
+  changedOnly?: { changed: ReadonlySet<number>; total: number };
 }
 
 export function checkSync(
@@ -44,7 +52,24 @@ export function checkSync(
   const sum = c.accepted + c.rejected + c.failed + c.superseded;
   if (c.submitted !== sum) problems.push(`submitted ${c.submitted} != ${sum} (accepted+rejected+failed+superseded)`);
   if (c.pending !== 0) problems.push(`${c.pending} still pending`);
-  if (c.submitted !== x.submitted) problems.push(`submitted ${c.submitted}, expected ${x.submitted}`);
+  const co = x.changedOnly;
+  const listedSeqs = new Set(
+    [...listed.rejected, ...listed.failed].flatMap((e) => {
+      const seq = parseTargetId(e.id);
+      return seq === undefined ? [] : [seq];
+    }),
+  );
+  const expectedSubmitted = co ? new Set([...co.changed, ...listedSeqs]).size : x.submitted;
+  if (c.submitted !== expectedSubmitted) problems.push(`submitted ${c.submitted}, expected ${expectedSubmitted}`);
+  if (co) {
+    const unchanged = c.unchanged;
+    if (unchanged !== co.total - expectedSubmitted)
+      problems.push(
+        `unchanged ${unchanged}, expected ${co.total - expectedSubmitted} (${co.changed.size} changed, ${listedSeqs.size} listed rejected or failed)`,
+      );
+    if (c.submitted + unchanged !== co.total)
+      problems.push(`submitted ${c.submitted} + unchanged ${unchanged} != ${co.total} targets`);
+  }
   if (listed.rejected.length !== c.rejected)
     problems.push(`${listed.rejected.length} rejections listed, ${c.rejected} counted`);
   if (listed.failed.length !== c.failed) problems.push(`${listed.failed.length} failures listed, ${c.failed} counted`);
@@ -73,13 +98,24 @@ export function checkSync(
   const { processed, receipts } = tally(requests, x);
   const fixesOf = new Map(report.superseded.map((s) => [parseTargetId(s.by) ?? -1, parseTargetId(s.id)]));
   let neverTaken = 0;
-  for (let seq = 0; seq < c.submitted; seq++) {
+  const sentSeqs = co ? [...co.changed] : Array.from({ length: c.submitted }, (_, seq) => seq);
+  for (const seq of sentSeqs) {
     if (states.has(`t${seq}`)) continue;
     const identity = x.identityOf(seq, fixesOf.get(seq));
     if (identity === undefined || !processed.has(identity)) neverTaken += 1;
   }
   if (neverTaken > 0) problems.push(`${neverTaken} targets reported accepted that the provider never took`);
-  const lost = neverTaken + Math.abs(c.pending) + Math.max(0, x.submitted - c.submitted);
+  if (co) {
+    // Nothing whose content is unchanged goes to the provider (a store that answered wrongly "changed").
+    let sentUnchanged = 0;
+    for (let seq = 0; seq < co.total; seq++) {
+      if (co.changed.has(seq) || listedSeqs.has(seq)) continue;
+      const identity = x.identityOf(seq);
+      if (identity !== undefined && processed.has(identity)) sentUnchanged += 1;
+    }
+    if (sentUnchanged > 0) problems.push(`${sentUnchanged} targets sent whose content had not changed`);
+  }
+  const lost = neverTaken + Math.abs(c.pending) + Math.max(0, expectedSubmitted - c.submitted);
 
   const processedTwice = [...processed.values()].filter((k) => k > 1).length;
   if (x.duplicateBound !== undefined && processedTwice > x.duplicateBound)

@@ -19,6 +19,10 @@
  *   shared budget               three syncs on one account budget, one of two workers killed
  *   partition: ...              a loopback TCP proxy (chaos/proxy.ts) cut and restored between
  *                               the worker and the server, or the worker and the provider
+ *   state store: ...            a changed-only sync run twice on one target-state store, the
+ *                               second (5 % changed) with PostgreSQL restarted, its disk full,
+ *                               SQLite's disk full, or the worker killed (scenarios/state-store.ts)
+ *   spool disk full             a start refused on a full spool, then the disk filled mid-sync
  *
  *   npm run chaos -- --soak 10m mixed syncs for the given time with kills (chaos/soak.ts)
  *

@@ -20,6 +20,15 @@ export interface PostgresServer {
   /** postgres://user:password@127.0.0.1:port/postgres */
   url: string;
   port: number;
+  /**
+   * Stops the server and keeps its cluster (chaos: the store restarted mid-sync): `fast` a clean
+   * shutdown, `immediate` a crash (recovery on the next start).
+   */
+  halt(mode: 'fast' | 'immediate'): Promise<void>;
+  /** Starts a halted (or crashed) server again, on the same cluster and port; a running one is left alone. */
+  resume(): Promise<void>;
+  /** Whether the server is running (`pg_ctl status`). */
+  running(): boolean;
   stop(): Promise<void>;
 }
 
@@ -49,12 +58,23 @@ const freePort = (): Promise<number> =>
     });
   });
 
-export async function startPostgres(): Promise<PostgresServer> {
+export interface PostgresOptions {
+  /** The folder the cluster's temporary folder is made in (chaos: a small tmpfs); default the system's. */
+  parent?: string;
+  /**
+   * Keep PostgreSQL's durability (fsync, synchronous_commit, full-page writes), as a production
+   * store does. Off by default for speed: a server stopped `immediate` (a crash) then loses the
+   * commits of its last moments, so a chaos run that crashes the server needs it on.
+   */
+  durable?: boolean;
+}
+
+export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresServer> {
   const bin = postgresBin();
   const asRoot = process.getuid?.() === 0;
   const owner = asRoot ? Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()) : undefined;
   const ownerGid = asRoot ? Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()) : undefined;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'catalog-sync-pg-'));
+  const dir = mkdtempSync(path.join(options.parent ?? os.tmpdir(), 'catalog-sync-pg-'));
   const data = path.join(dir, 'data');
   const pwfile = path.join(dir, 'pw');
   const password = randomBytes(12).toString('hex');
@@ -77,17 +97,38 @@ export async function startPostgres(): Promise<PostgresServer> {
   };
   run('initdb', ['-D', data, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
-  const opts = `-p ${port} -k ${dir} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
-  run('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', opts, '-w', '-t', '60', 'start']);
+  const fast = options.durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off';
+  const opts = `-p ${port} -k ${dir} -h 127.0.0.1${fast}`;
+  const start = () => run('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', opts, '-w', '-t', '60', 'start']);
+  start();
   let stopped = false;
+  let halted = false;
+  const isRunning = (): boolean => {
+    const [file, argv] = asRoot
+      ? ['runuser', ['-u', 'postgres', '--', path.join(bin, 'pg_ctl'), '-D', data, 'status']]
+      : [path.join(bin, 'pg_ctl'), ['-D', data, 'status']];
+    return spawnSync(file, argv, { cwd: dir }).status === 0;
+  };
   return {
     url: `postgres://${USER}:${password}@127.0.0.1:${port}/postgres`,
     port,
+    async halt(mode) {
+      if (stopped || halted) return;
+      run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
+      halted = true;
+    },
+    async resume() {
+      // Also a server that stopped on its own (a PANIC it could not recover from, e.g. a full disk).
+      if (stopped || isRunning()) return;
+      start();
+      halted = false;
+    },
+    running: isRunning,
     async stop() {
       if (stopped) return;
       stopped = true;
       try {
-        run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+        if (isRunning()) run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
