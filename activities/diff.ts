@@ -27,6 +27,8 @@ export async function unchangedSeqs(
   account: string,
   adapter: AnyProviderAdapter,
   items: readonly { seq: number; identity: string; target: unknown }[],
+  /** The sync asking: its own acceptances do not count (TargetStateStore.acceptedHashes). */
+  exceptSync?: string,
 ): Promise<number[]> {
   const hashed: { seq: number; identity: string; hash: string }[] = [];
   for (const item of items) {
@@ -37,6 +39,7 @@ export async function unchangedSeqs(
   const accepted = await store.acceptedHashes(
     account,
     hashed.map((h) => h.identity),
+    exceptSync,
   );
   return hashed.filter((h) => accepted.get(h.identity) === h.hash).map((h) => h.seq);
 }

@@ -254,7 +254,9 @@ export function createActivities(deps: ActivityDeps) {
       store ??= openStateStore(deps.env, { threaded: true });
       where = store.where;
       const account = governorAccount(adapter.name, config, deps.governor?.taskQueue ?? '').hash;
-      return await unchangedSeqs(store, account, adapter, items);
+      // This sync's own acceptances are not "unchanged": a retried run sends those targets again.
+      const syncId = syncIdOf(Context.current().info.workflowExecution?.workflowId ?? 'activity');
+      return await unchangedSeqs(store, account, adapter, items, syncId);
     } catch (err) {
       throw storeFailure(store?.where ?? where, err, 'tell which targets changed');
     }

@@ -81,8 +81,13 @@ export interface TargetStateStore {
   find(provider: string, identity: string): Promise<TargetRow[]>;
   /** Rows in (account, identity) order, a page at a time. */
   list(query: TargetListQuery): Promise<TargetPage>;
-  /** The last accepted content hash of each identity that has one. */
-  acceptedHashes(account: string, identities: readonly string[]): Promise<Map<string, string>>;
+  /**
+   * The last accepted content hash of each identity that has one. With `exceptSync`, an item whose
+   * last answer is that sync's own acceptance has none: a changed-only sync retried after its store
+   * took a later batch's answers must not count targets it sent itself as unchanged (it sends them
+   * again, and counts them accepted).
+   */
+  acceptedHashes(account: string, identities: readonly string[], exceptSync?: string): Promise<Map<string, string>>;
   close(): Promise<void>;
 }
 

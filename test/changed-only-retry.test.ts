@@ -1,16 +1,12 @@
 /**
- * KNOWN BUG, reproduced (found by `npm run chaos`, "state store: sqlite disk full mid-sync",
- * CHAOS_SEED=20261207, run seed 297855605: 156 changed targets, all taken by the provider, but
- * `accepted 154, unchanged 2846`). A lane records its answers behind its sends; when one write
- * fails, a later write of the same run, already issued, can still succeed (the disk had room
- * again, the server was back). The run fails and is retried from what the store had before the
- * failed write, and the retry's changed-only lookup finds the later batches' new content already
- * recorded: it counts those targets `unchanged` (not sent), though this sync sent them and the
- * provider accepted them.
- *
- * The test pins today's behaviour so the fix (activities/lane.ts; the lookup telling "accepted by
- * this sync" from "unchanged", e.g. by the row's sync) shows up here: it must then expect
- * `unchanged 0` and every target accepted.
+ * A changed-only lane retried after a failed store write (found by `npm run chaos`, "state store:
+ * sqlite disk full mid-sync", CHAOS_SEED=20261207, run seed 297855605: 156 changed targets, all
+ * taken by the provider, but `accepted 154, unchanged 2846`). A lane records its answers behind
+ * its sends; when one write fails, a later write of the same run, already issued, can still
+ * succeed. The run is retried from what the store had before the failed write, and its
+ * changed-only lookup finds the later batches' content already recorded, by this sync. The store
+ * answers a sync's lookup without that sync's own acceptances (acceptedHashes' exceptSync), so the
+ * retry sends those targets again and counts them accepted, never "unchanged (not sent)".
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { describe, expect, it } from 'vitest';
@@ -27,8 +23,15 @@ const target = (i: number, version: string) => ({ uuid: uuids[i], version });
 const seqOf = (t: unknown) => uuids.indexOf((t as { uuid: string }).uuid);
 const identity = (t: unknown) => `uuid:${(t as { uuid: string }).uuid}`;
 
-/** 12 Octogen targets (version v2), 4 a call; `store` maps an item to its last accepted content. */
-function kit(store: Map<string, string>, sent: number[][], failFirstWrite: boolean): LaneKit {
+/**
+ * 12 Octogen targets (version v2), 4 a call; `store` maps an item to its last accepted content and
+ * the sync that recorded it, and answers lookups as the real store does
+ * (TargetStateStore.acceptedHashes with exceptSync: this sync's own acceptances are not unchanged;
+ * test/state-store.test.ts checks that rule on SQLite and PostgreSQL).
+ */
+const SYNC = 'this-sync';
+type Accepted = { content: string; sync: string };
+function kit(store: Map<string, Accepted>, sent: number[][], failFirstWrite: boolean): LaneKit {
   let writes = 0;
   return {
     adapter: () => octogen,
@@ -55,10 +58,17 @@ function kit(store: Map<string, string>, sent: number[][], failFirstWrite: boole
         await new Promise((r) => setTimeout(r, 50));
         throw new Error('database or disk is full');
       }
-      for (const i of items) if (i.state === 'accepted') store.set(identity(i.target), JSON.stringify(i.target));
+      for (const i of items) {
+        if (i.state === 'accepted') store.set(identity(i.target), { content: JSON.stringify(i.target), sync: SYNC });
+      }
     },
     unchanged: async (_adapter, _config, items) =>
-      items.filter((i) => store.get(i.identity) === JSON.stringify(i.target)).map((i) => i.seq),
+      items
+        .filter((i) => {
+          const last = store.get(i.identity);
+          return last !== undefined && last.sync !== SYNC && last.content === JSON.stringify(i.target);
+        })
+        .map((i) => i.seq),
   };
 }
 
@@ -74,11 +84,14 @@ const input: LaneInput = {
   changedOnly: true,
 };
 
-describe('changed-only lane retried after a failed write (KNOWN BUG)', () => {
-  it('counts targets this sync sent and recorded as unchanged on the retry', async () => {
+describe('changed-only lane retried after a failed write', () => {
+  it('counts the targets this sync sent and recorded as accepted on the retry, never unchanged', async () => {
     // Every item's accepted content is older (v1): all 12 targets have changed.
-    const store = new Map(
-      Array.from({ length: 12 }, (_, i) => [identity(target(i, 'v1')), JSON.stringify(target(i, 'v1'))]),
+    const store = new Map<string, Accepted>(
+      Array.from({ length: 12 }, (_, i) => [
+        identity(target(i, 'v1')),
+        { content: JSON.stringify(target(i, 'v1')), sync: 'an-earlier-sync' },
+      ]),
     );
     const sent: number[][] = [];
     const beats: LaneProgress[] = [];
@@ -98,10 +111,14 @@ describe('changed-only lane retried after a failed write (KNOWN BUG)', () => {
     const resent: number[][] = [];
     const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: last });
     const r: LaneResult = await retry.run(createLaneActivity(kit(store, resent, false)), input);
-    expect(resent).toEqual([[0, 1, 2, 3]]);
-    // The bug: 8 targets this sync sent and the provider accepted are reported "unchanged (not sent)".
-    // Correct would be accepted 12, unchanged 0.
-    expect(r.accepted).toBe(4);
-    expect(r.unchanged).toBe(8);
+    // Every target goes again (the two recorded batches too: at least once per batch), and none is
+    // reported "unchanged (not sent)": this sync sent them all, and the provider accepted them.
+    expect(resent).toEqual([
+      [0, 1, 2, 3],
+      [4, 5, 6, 7],
+      [8, 9, 10, 11],
+    ]);
+    expect(r.accepted).toBe(12);
+    expect(r.unchanged).toBe(0);
   });
 });

@@ -62,6 +62,12 @@ describe.each(STORE_KINDS)('target-state store on %s', (kind) => {
         writes: 2,
       });
       expect(await store.acceptedHashes('acct1', ['SKU-1/en_US', 'nope'])).toEqual(new Map([['SKU-1/en_US', 'h1']]));
+      // Asked by the sync whose rejection is the last answer: the earlier acceptance still counts.
+      expect(await store.acceptedHashes('acct1', ['SKU-1/en_US'], 's2')).toEqual(new Map([['SKU-1/en_US', 'h1']]));
+      // A sync's own acceptance is not "unchanged" to that sync (a retried run sends it again).
+      await store.record([base({ identity: 'own', contentHash: 'ho', syncId: 's9', batch: 's9#1', at: 9_000 })]);
+      expect(await store.acceptedHashes('acct1', ['own'], 's9')).toEqual(new Map());
+      expect(await store.acceptedHashes('acct1', ['own'], 's10')).toEqual(new Map([['own', 'ho']]));
       // The same item twice in one batch: the last one counts, once.
       expect(
         await store.record([

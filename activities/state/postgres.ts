@@ -103,12 +103,12 @@ export function openPostgresStore(url: string): TargetStateStore {
       const last = items[items.length - 1];
       return { items, ...(rows.length > q.limit && last ? { next: encodeCursor(last) } : {}) };
     },
-    async acceptedHashes(account, identities) {
+    async acceptedHashes(account, identities, exceptSync) {
       const out = new Map<string, string>();
       if (identities.length === 0) return out;
       const rows = await query(
-        'SELECT identity, accepted_hash FROM target_state WHERE identity = ANY($2::text[]) AND account = $1 AND accepted_hash IS NOT NULL',
-        [account, identities],
+        "SELECT identity, accepted_hash FROM target_state WHERE identity = ANY($2::text[]) AND account = $1 AND accepted_hash IS NOT NULL AND NOT (sync_id = $3 AND state = 'accepted')",
+        [account, identities, exceptSync ?? ''],
       );
       for (const r of rows) out.set(String(r.identity), String(r.accepted_hash));
       return out;

@@ -46,7 +46,7 @@ export function openSqliteStore(file: string): TargetStateStore {
   });
   const find = db.prepare('SELECT * FROM target_state WHERE identity = ? AND provider = ? ORDER BY account');
   const accepted = db.prepare(
-    'SELECT identity, accepted_hash FROM target_state WHERE identity = ? AND account = ? AND accepted_hash IS NOT NULL',
+    "SELECT identity, accepted_hash FROM target_state WHERE identity = ? AND account = ? AND accepted_hash IS NOT NULL AND NOT (sync_id = ? AND state = 'accepted')",
   );
   return {
     where: `sqlite ${file}`,
@@ -81,10 +81,11 @@ export function openSqliteStore(file: string): TargetStateStore {
       const last = items[items.length - 1];
       return { items, ...(rows.length > q.limit && last ? { next: encodeCursor(last) } : {}) };
     },
-    async acceptedHashes(account, identities) {
+    async acceptedHashes(account, identities, exceptSync) {
       const out = new Map<string, string>();
       for (const identity of identities) {
-        const row = accepted.get(identity, account) as { identity: string; accepted_hash: string } | undefined;
+        const row = accepted.get(identity, account, exceptSync ?? '') as
+          { identity: string; accepted_hash: string } | undefined;
         if (row) out.set(row.identity, row.accepted_hash);
       }
       return out;

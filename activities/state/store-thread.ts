@@ -41,7 +41,12 @@ async function answer(store: TargetStateStore | undefined, openError: string | u
       case 'list':
         return { id: req.id, value: await store.list(a[0] as Parameters<TargetStateStore['list']>[0]) };
       case 'acceptedHashes':
-        return { id: req.id, value: [...(await store.acceptedHashes(a[0] as string, a[1] as string[])).entries()] };
+        return {
+          id: req.id,
+          value: [
+            ...(await store.acceptedHashes(a[0] as string, a[1] as string[], a[2] as string | undefined)).entries(),
+          ],
+        };
       case 'close':
         await store.close();
         return { id: req.id, value: undefined };

@@ -66,8 +66,8 @@ export function openThreadedSqliteStore(file: string): TargetStateStore {
     find: async (provider, identity) =>
       (await call('find', provider, identity)) as Awaited<ReturnType<TargetStateStore['find']>>,
     list: async (q) => (await call('list', q)) as Awaited<ReturnType<TargetStateStore['list']>>,
-    acceptedHashes: async (account, identities) =>
-      new Map((await call('acceptedHashes', account, identities)) as [string, string][]),
+    acceptedHashes: async (account, identities, exceptSync) =>
+      new Map((await call('acceptedHashes', account, identities, exceptSync)) as [string, string][]),
     async close() {
       const t = thread;
       if (!t) return;
