@@ -231,6 +231,18 @@ const OmissionsSchema = described(
   'what the report left out to stay under its byte budget (counts never are); set only when something was',
 );
 
+const CarriedSchema = described(
+  z.object({
+    count: z.number().int(),
+    transient: z.number().int(),
+    failed: z.number().int(),
+    rejected: z.number().int(),
+    left: z.number().int(),
+    tooLarge: z.number().int(),
+  }),
+  'set on a sync a schedule\u2019s run started with items carried forward: how many, by their last state, and how many were left for the next run',
+);
+
 export const SyncReportSchema = named(
   z.object({
     workflowId: z.string(),
@@ -247,6 +259,7 @@ export const SyncReportSchema = named(
     closedReason: z.exactOptional(z.enum(['nothing-to-fix', 'window-ended', 'finished', 'aborted'])),
     abortReason: z.exactOptional(z.string()),
     firstPassSettled: z.boolean(),
+    carried: z.exactOptional(CarriedSchema),
     rejectedElsewhere: z.exactOptional(z.array(RejectedElsewhereSchema)),
     omitted: z.exactOptional(OmissionsSchema),
   }),
