@@ -119,6 +119,8 @@ export interface SlicePlan {
 
 export interface CarryInput {
   provider: string;
+  /** The schedule's runs' workflow ID prefix with its dash: only items its runs left are carried. */
+  runsPrefix: string;
   /** The run's own syncs: items they answered are settled by this run, never carried by it. */
   excludeSyncs: string[];
   /** Only items answered before this time (ms): the run's start. */
@@ -622,6 +624,7 @@ export function createActivities(deps: ActivityDeps) {
           provider: adapter.name,
           account,
           includeRejected: input.includeRejected,
+          runsPrefix: input.runsPrefix,
           excludeSyncs: input.excludeSyncs,
           before: input.before,
           limit: CARRY_PAGE,

@@ -28,6 +28,7 @@ import {
   type WorkflowKind,
 } from '../contracts/index.ts';
 import type { FeedRetry, ScheduledSource, ScheduledSyncInput, scheduledSyncWorkflow } from '../workflows/scheduled.ts';
+import { scheduledWorkflowIdPrefix } from '../contracts/scheduled.ts';
 
 /** A schedule request the client refuses before anything is created; the message names the field. */
 export class ScheduleRequestError extends Error {
@@ -154,9 +155,7 @@ export const SyncScheduleRequestSchema = z
   });
 export type SyncScheduleRequest = z.input<typeof SyncScheduleRequestSchema>;
 
-/** The ID prefix of the workflows a schedule starts; Temporal appends the scheduled time. */
-export const scheduledWorkflowIdPrefix = (provider: string, scheduleId: string): string =>
-  `catalog-sync-${provider}-schedule-${scheduleId}`;
+export { scheduledWorkflowIdPrefix } from '../contracts/scheduled.ts';
 
 const toOverlap = (o: 'skip' | 'buffer-one' | undefined): ScheduleOverlapPolicy =>
   o === 'buffer-one' ? 'BUFFER_ONE' : 'SKIP';

@@ -51,6 +51,10 @@ export interface CarriedResult extends CarriedCounts {
   error?: string;
 }
 
+/** The ID prefix of the workflows a schedule starts; Temporal appends `-<scheduled time>`. */
+export const scheduledWorkflowIdPrefix = (provider: string, scheduleId: string): string =>
+  `catalog-sync-${provider}-schedule-${scheduleId}`;
+
 /** The most a run carries forward: bytes of targets (they travel inline, in history) and targets. */
 export const CARRY_FORWARD_BYTES = 128 * 1024;
 export const CARRY_FORWARD_TARGETS = 10_000;

@@ -81,6 +81,11 @@ export interface CarryQuery {
   account: string;
   /** Every rejection too, not only the retryable ones (the schedule's `carryRejected`). */
   includeRejected: boolean;
+  /**
+   * Only items last answered by a run of this schedule: sync IDs `<runsPrefix><time>/...`, the
+   * runs' workflow ID prefix with its dash, followed by the time Temporal appends.
+   */
+  runsPrefix: string;
   /** Items last answered in these syncs are not carried (the run's own syncs settled them). */
   excludeSyncs: readonly string[];
   /** Only items last answered before this time (ms): the answers of syncs still in flight are theirs. */

@@ -38,6 +38,7 @@ import { pauseScheduleIfFailing } from './alerts.ts';
 import {
   CARRY_FORWARD_BYTES,
   CARRY_FORWARD_TARGETS,
+  scheduledWorkflowIdPrefix,
   type CarriedResult,
   type ScheduledSyncInput,
   type ScheduledSyncResult,
@@ -207,7 +208,8 @@ async function carryForward(
   options: SyncOptions,
   scheduleId: string | undefined,
 ): Promise<CarriedResult | undefined> {
-  if (input.carryForward === false || !patched(CARRY_FORWARD_PATCH)) return undefined;
+  // Only a schedule has runs to carry from (its runs' IDs name it).
+  if (input.carryForward === false || scheduleId === undefined || !patched(CARRY_FORWARD_PATCH)) return undefined;
   const { provider } = input;
   const { workflowId, runStartTime } = workflowInfo();
   const childId = `${workflowId}/carried`;
@@ -219,6 +221,7 @@ async function carryForward(
   try {
     found = await carriedTargets({
       provider,
+      runsPrefix: `${scheduledWorkflowIdPrefix(provider, scheduleId)}-`,
       excludeSyncs: [`${workflowId}/sync`, childId],
       before: runStartTime.getTime(),
       includeRejected: input.carryRejected === true,

@@ -200,6 +200,11 @@ export function carrySql(
     `account = ${p(q.account)}`,
     q.includeRejected ? `(retryable = 1 OR state = 'rejected')` : 'retryable = 1',
     `at < ${p(q.before)}`,
+    // A run of this schedule: the prefix, then the time Temporal appends (2026-12-07T02:52:46Z),
+    // whose first ':' is its 14th character. A schedule ID has no ':', so another schedule whose ID
+    // merely starts with this one's (its runs read `<prefix>X-<time>`) never matches.
+    `substr(sync_id, 1, ${p(q.runsPrefix.length)}) = ${p(q.runsPrefix)}`,
+    `substr(sync_id, ${p(q.runsPrefix.length + 14)}, 1) = ':'`,
     ...(q.excludeSyncs.length > 0 ? [`sync_id NOT IN (${q.excludeSyncs.map((id) => p(id)).join(', ')})`] : []),
   ];
   const countArgs = args.slice();
