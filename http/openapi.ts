@@ -310,6 +310,15 @@ const TargetItemSchema = z.object({
   syncUrl: described(z.string(), 'the sync in the Temporal UI'),
   acceptedHash: z.exactOptional(described(z.string(), 'the content hash of the last accepted payload')),
   acceptedAt: z.exactOptional(described(z.string(), 'when that payload was accepted (ISO 8601)')),
+  retryable: z.exactOptional(
+    described(
+      z.literal(true),
+      'its last answer was transient: the next run of the schedule that sent it carries it forward',
+    ),
+  ),
+  tooLargeToCarry: z.exactOptional(
+    described(z.number().int(), 'its target (bytes of JSON) was over the store\u2019s cap: never carried forward'),
+  ),
 });
 
 export const TargetStatusSchema = named(
