@@ -10,7 +10,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createActivities } from '../activities/index.ts';
+import { governorAccount } from '../activities/governor.ts';
+import { providerAdapter } from '../activities/providers/index.ts';
 import { openStateStore } from '../activities/state/index.ts';
+import { MAX_CARRIED_TARGET_BYTES, type TargetStateStore } from '../contracts/target-state.ts';
 import { awaitReport, startSync } from '../client/index.ts';
 import { createSyncSchedule, deleteSyncSchedule, triggerSyncSchedule } from '../client/schedules.ts';
 import { countsAddUp, SA_KIND, SA_SCHEDULE, type SyncReport } from '../contracts/index.ts';
@@ -65,7 +69,7 @@ function writeTargets(file: string, targets: unknown[]): void {
   writeFileSync(file, targets.map((x) => `${JSON.stringify(x)}\n`).join(''));
 }
 
-async function worker(stateUrl: string): Promise<{ taskQueue: string; w: SyncWorker }> {
+async function worker(stateUrl: string, stateStore?: TargetStateStore): Promise<{ taskQueue: string; w: SyncWorker }> {
   const taskQueue = uniqueTaskQueue('carry');
   const w = await createSyncWorker({
     connection: t.nativeConnection,
@@ -81,6 +85,7 @@ async function worker(stateUrl: string): Promise<{ taskQueue: string; w: SyncWor
         CATALOG_SYNC_STATE_URL: stateUrl,
         CATALOG_SYNC_SPOOL_DIR: spool,
       },
+      ...(stateStore !== undefined ? { stateStore } : {}),
     },
   });
   return { taskQueue, w };
@@ -254,5 +259,91 @@ describe('carrying forward, per schedule', () => {
         expect(sentKeys(sim)).toEqual([items[14]!]);
       })(),
     );
+  });
+});
+
+describe('what one run carries', () => {
+  it('as much as its budget holds, oldest first; the rest left for the next run, the too large counted apart', async () => {
+    const stateUrl = await freshStateUrl('sqlite', 'carry-budget');
+    const env = { INSIDER_PARTNER_NAME: PARTNER, INSIDER_REQUEST_TOKEN: TOKEN, CATALOG_SYNC_STATE_URL: stateUrl };
+    const read = providerAdapter('insider')!.configFromEnv(env);
+    if (!('config' in read)) throw new Error('no config');
+    const account = governorAccount('insider', read.config, '').hash;
+    const store = openStateStore(env);
+    const prefix = 'catalog-sync-insider-schedule-budget-';
+    const run1 = `${prefix}2026-12-07T02:00:00Z/sync`;
+    const targets = items.slice(20, 26).map((k) => update(k));
+    try {
+      await store.record(
+        targets.map((target, i) => {
+          const json = JSON.stringify(target);
+          return {
+            provider: 'insider',
+            account,
+            identity: `${target.item_id}:${target.locale}`,
+            state: i === 1 ? ('failed' as const) : ('rejected' as const),
+            code: i === 1 ? 'ProviderUnavailable' : 'temporarily_unavailable',
+            retryable: true,
+            // The last one was too large to keep.
+            ...(i === 5 ? { targetBytes: MAX_CARRIED_TARGET_BYTES + 10 } : { target: json, targetBytes: json.length }),
+            syncId: run1,
+            batch: `${run1}#1`,
+            at: 1_000 + i,
+          };
+        }),
+      );
+      const { carriedTargets } = createActivities({ env, stateStore: store });
+      const ask = (maxBytes: number, maxTargets = 100) =>
+        carriedTargets({
+          provider: 'insider',
+          runsPrefix: prefix,
+          excludeSyncs: [],
+          before: 10_000,
+          includeRejected: false,
+          maxBytes,
+          maxTargets,
+        });
+      const one = JSON.stringify(targets[0]).length + 1;
+      const some = await ask(2 + 2 * one + 5);
+      expect(some.targets).toEqual(targets.slice(0, 2));
+      expect(some.counts).toEqual({ count: 2, transient: 1, failed: 1, rejected: 0, left: 3, tooLarge: 1 });
+      const few = await ask(1_000_000, 3);
+      expect(few.counts).toMatchObject({ count: 3, left: 2, tooLarge: 1 });
+      const all = await ask(1_000_000);
+      expect(all.targets).toEqual(targets.slice(0, 5));
+      expect(all.counts).toEqual({ count: 5, transient: 4, failed: 1, rejected: 0, left: 0, tooLarge: 1 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a store that cannot answer does not fail the run: `carried.error` names the store', async () => {
+    const stateUrl = await freshStateUrl('postgres', 'carry-down');
+    const real = openStateStore({ CATALOG_SYNC_STATE_URL: stateUrl });
+    // The store records the sync's answers, then goes away before the run asks what to carry.
+    const gone: TargetStateStore = {
+      ...real,
+      where: real.where,
+      carryable: async () => {
+        throw new Error('connection lost');
+      },
+    };
+    const { taskQueue, w } = await worker(stateUrl, gone);
+    try {
+      await w.runUntil(
+        (async () => {
+          const { id, file } = await schedule('postgres', taskQueue);
+          writeTargets(file, [update(items[30]!)]);
+          const run = await triggerRun(id, 1);
+          expect(run.result.report?.counts).toMatchObject({ submitted: 1, accepted: 1 });
+          expect(run.result.carried).toMatchObject({ count: 0 });
+          expect(run.result.carried?.error).toMatch(
+            /^nothing carried forward: the target-state store \(postgres 127\.0\.0\.1:\d+\/carry_down_[a-z0-9_]+\) cannot tell which items to carry forward: connection lost$/,
+          );
+        })(),
+      );
+    } finally {
+      await real.close();
+    }
   });
 });

@@ -237,7 +237,7 @@ async function carryForward(
       rejected: 0,
       left: 0,
       tooLarge: 0,
-      error: `could not tell which items to carry forward: ${cause.message}`,
+      error: `nothing carried forward: ${cause.message}`,
     };
   }
   if (found.noStore === true) return undefined;
