@@ -242,10 +242,21 @@ async function carryForward(
   }
   if (found.noStore === true) return undefined;
   if (found.targets.length === 0) return found.counts;
+  // A carried target is always sent, as a re-submission is: compared with the last accepted content
+  // it could be found unchanged, never sent, and so carried again by every run.
+  const { changedOnly, ...carriedOptions } = options;
+  void changedOnly;
   try {
     const report = await executeChild(syncWorkflow, {
       workflowId: childId,
-      args: [{ provider, source: { kind: 'inline', targets: found.targets }, options, carriedForward: found.counts }],
+      args: [
+        {
+          provider,
+          source: { kind: 'inline', targets: found.targets },
+          options: carriedOptions,
+          carriedForward: found.counts,
+        },
+      ],
       // A sync like any other to operators (kind `sync`, its provider and schedule).
       ...syncAttributes(provider, scheduleId),
       staticSummary: `${provider} sync of ${found.counts.count} targets carried forward${scheduleId !== undefined ? `, scheduled by ${scheduleId}` : ''}`,
