@@ -22,6 +22,7 @@ import type { ScheduledSyncResult } from '../contracts/scheduled.ts';
 import { makeInsiderItems, startInsiderSimulator, type InsiderSimulator } from '../simulators/insider.ts';
 import { createSyncWorker, type SyncWorker } from '../worker/worker.ts';
 import { STORE_KINDS, freshStateUrl, type StoreKind } from './helpers/state.ts';
+import { runCli } from './helpers/processes.ts';
 import { connectTestEnv, uniqueKey, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
 import { inject } from 'vitest';
 
@@ -345,5 +346,38 @@ describe('what one run carries', () => {
     } finally {
       await real.close();
     }
+  });
+});
+
+describe('catalog-sync schedule create, carrying forward', () => {
+  it('--no-carry-forward and --carry-rejected reach the schedule, and describe says so', async () => {
+    const taskQueue = uniqueTaskQueue('carry-cli');
+    const env = {
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_NAMESPACE: inject('temporalNamespace'),
+      CATALOG_SYNC_TASK_QUEUE: taskQueue,
+    };
+    const file = path.join(spool, 'cli.ndjson');
+    writeTargets(file, [update(items[35]!)]);
+    const base = ['schedule', 'create'];
+    const rest = ['--provider', 'insider', '--targets-file', file, '--every', '1h', '--paused'];
+
+    const both = await runCli([...base, uniqueKey('cli'), ...rest, '--no-carry-forward', '--carry-rejected'], env);
+    expect(both.code).toBe(1);
+    expect(both.stderr).toBe(
+      'catalog-sync: invalid schedule: carryRejected: carryRejected needs carryForward: leave carryForward on, or drop carryRejected\n',
+    );
+
+    const off = uniqueKey('cli-off');
+    const all = uniqueKey('cli-all');
+    created.push(off, all);
+    expect((await runCli([...base, off, ...rest, '--no-carry-forward'], env)).code).toBe(0);
+    expect((await runCli([...base, all, ...rest, '--carry-rejected'], env)).code).toBe(0);
+    const described = async (id: string) =>
+      JSON.parse((await runCli(['schedule', 'describe', id, '--json'], env)).stdout) as Record<string, unknown>;
+    expect(await described(off)).toMatchObject({ carryForward: false, carryRejected: false });
+    expect(await described(all)).toMatchObject({ carryForward: true, carryRejected: true });
+    const human = await runCli(['schedule', 'describe', off], env);
+    expect(human.stdout).toContain('  carry:       off\n');
   });
 });
