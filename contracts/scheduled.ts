@@ -33,8 +33,8 @@ export interface ScheduledSyncInput {
   /**
    * After its sync, the run sends again the items whose last answer (in an earlier sync) was a
    * transient rejection or a failure, unless a later sync settled them, as the child sync
-   * `<run>/carried` (docs/state.md, "Failures carried forward"). Default true; needs the
-   * target-state store on the workers (without one there is nothing to carry).
+   * `<run>/carried` (docs/state.md, "Failures carried forward"). Default true; with the workers'
+   * target-state store off (CATALOG_SYNC_STATE_URL=off) there is nothing to carry.
    */
   carryForward?: boolean;
   /** Carry every rejected item forward too, not only the transient ones (default false). */
@@ -68,6 +68,9 @@ export interface ScheduledSyncResult {
   since?: string;
   /** Feed only: how many changed targets the feed gave. */
   count?: number;
-  /** What the run carried forward after its sync (absent with carryForward off, or in runs from before it). */
+  /**
+   * What the run carried forward after its sync: absent when there was nothing to carry (or with
+   * carryForward off, the store off, or in runs from before it).
+   */
   carried?: CarriedResult;
 }

@@ -200,7 +200,8 @@ async function runScheduledSync(input: ScheduledSyncInput): Promise<ScheduledSyn
  * sync before this run, was a transient rejection or a failure (or any rejection, `carryRejected`)
  * and that no later sync settled, read from the target-state store by an activity and sent as the
  * child sync `<run>/carried`, inline and within CARRY_FORWARD_BYTES (the rest wait for the next
- * run; the result says how many). Undefined when off, or when the workers keep no store. Neither a
+ * run; the result says how many). Undefined when off, when the workers keep no store, or when
+ * there was nothing to carry. Neither a
  * store that cannot answer nor a carried sync that fails fails the run: `error` says what happened.
  */
 async function carryForward(
@@ -241,7 +242,8 @@ async function carryForward(
     };
   }
   if (found.noStore === true) return undefined;
-  if (found.targets.length === 0) return found.counts;
+  // Nothing to carry and nothing waiting: the result stays as it was before carrying existed.
+  if (found.targets.length === 0) return found.counts.tooLarge > 0 ? found.counts : undefined;
   // A carried target is always sent, as a re-submission is: compared with the last accepted content
   // it could be found unchanged, never sent, and so carried again by every run.
   const { changedOnly, ...carriedOptions } = options;
