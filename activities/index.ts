@@ -33,7 +33,8 @@ import { answeredItems, createLaneActivity, type CallCap, type ItemOutcome } fro
 import { openStateStore, stateStoreConfigured, type TargetStateStore } from './state/index.ts';
 import { groupCommit } from './state/group-commit.ts';
 import { acceptedHash, unchangedSeqs } from './diff.ts';
-import type { TargetOutcomeRecord } from '../contracts/target-state.ts';
+import { MAX_CARRIED_TARGET_BYTES, type CarryCursor, type TargetOutcomeRecord } from '../contracts/target-state.ts';
+import type { CarriedCounts } from '../contracts/sync.ts';
 import { answerWithinBudget } from './answer-budget.ts';
 
 export { answerWithinBudget } from './answer-budget.ts';
@@ -115,6 +116,32 @@ export interface SlicePlan {
   /** With `changedOnly`: the targets found unchanged (in no batch), by sequence number. */
   unchanged?: number[];
 }
+
+export interface CarryInput {
+  provider: string;
+  /** The schedule's runs' workflow ID prefix with its dash: only items its runs left are carried. */
+  runsPrefix: string;
+  /** The run's own syncs: items they answered are settled by this run, never carried by it. */
+  excludeSyncs: string[];
+  /** Only items answered before this time (ms): the run's start. */
+  before: number;
+  /** Every rejection too (the schedule's `carryRejected`), not only transient ones and failures. */
+  includeRejected: boolean;
+  /** At most this many bytes of targets (as JSON) and this many targets. */
+  maxBytes: number;
+  maxTargets: number;
+}
+
+export interface CarryFound {
+  /** The targets to send again, as last sent: inline, so within `maxBytes`. */
+  targets: unknown[];
+  counts: CarriedCounts;
+  /** True when the worker has no target-state store: nothing is recorded, so nothing can be carried. */
+  noStore?: true;
+}
+
+/** Rows read from the store a query, while looking for the items to carry. */
+const CARRY_PAGE = 500;
 
 export interface ReleaseSourceInput {
   ref: TargetsRef;
@@ -291,10 +318,23 @@ export function createActivities(deps: ActivityDeps) {
       }
       const account = governorAccount(adapter.name, config, deps.governor?.taskQueue ?? '').hash;
       const at = Date.now();
+      const transient = new Set(adapter.transientRejectionCodes);
       const records: TargetOutcomeRecord[] = [];
       for (const item of items) {
         if (item.target === undefined) continue;
+        // A rejected or failed item keeps its target as sent (capped), for a schedule to carry forward.
+        let carry: Pick<TargetOutcomeRecord, 'retryable' | 'target' | 'targetBytes'> = {};
+        if (item.state !== 'accepted') {
+          const json = JSON.stringify(item.target);
+          const bytes = Buffer.byteLength(json, 'utf8');
+          carry = {
+            retryable: item.state === 'failed' || (item.code !== undefined && transient.has(item.code)),
+            targetBytes: bytes,
+            ...(bytes <= MAX_CARRIED_TARGET_BYTES ? { target: json } : {}),
+          };
+        }
         records.push({
+          ...carry,
           provider: adapter.name,
           account,
           identity: boundedIdentity(adapter, item.target),
@@ -559,8 +599,72 @@ export function createActivities(deps: ActivityDeps) {
     unchanged: findUnchanged,
   });
 
+  /**
+   * The items a schedule's run carries forward (docs/state.md, "Failures carried forward"): of this
+   * worker's account of the provider, those whose last answer was a transient rejection or a failure
+   * (or any rejection, with `includeRejected`), answered before the run began by a sync other than
+   * the run's own, oldest answer first, as many as fit the run's budget. A store that cannot answer
+   * fails the attempt in one line naming it.
+   */
+  async function carriedTargets(input: CarryInput): Promise<CarryFound> {
+    const counts: CarriedCounts = { count: 0, transient: 0, failed: 0, rejected: 0, left: 0, tooLarge: 0 };
+    if (deps.stateStore === undefined && !stateStoreConfigured(deps.env)) return { targets: [], counts, noStore: true };
+    const adapter = adapterOrFail(input.provider);
+    const config = configFor(adapter);
+    let where = 'not opened';
+    try {
+      store ??= openStateStore(deps.env, { threaded: true });
+      where = store.where;
+      const account = governorAccount(adapter.name, config, deps.governor?.taskQueue ?? '').hash;
+      const transient = new Set(adapter.transientRejectionCodes);
+      const targets: unknown[] = [];
+      let bytes = 2;
+      let total = 0;
+      let after: CarryCursor | undefined;
+      for (let first = true; ; first = false) {
+        const page = await store.carryable({
+          provider: adapter.name,
+          account,
+          includeRejected: input.includeRejected,
+          runsPrefix: input.runsPrefix,
+          excludeSyncs: input.excludeSyncs,
+          before: input.before,
+          limit: CARRY_PAGE,
+          ...(after !== undefined ? { after } : {}),
+          ...(first ? { count: true } : {}),
+        });
+        if (first) {
+          total = page.total ?? 0;
+          counts.tooLarge = page.tooLarge ?? 0;
+        }
+        let full = false;
+        for (const row of page.items) {
+          if (row.target === undefined) continue;
+          const size = Buffer.byteLength(row.target, 'utf8') + 1;
+          if (targets.length >= input.maxTargets || bytes + size > input.maxBytes) {
+            full = true;
+            break;
+          }
+          targets.push(JSON.parse(row.target) as unknown);
+          bytes += size;
+          if (row.state === 'failed') counts.failed += 1;
+          else if (row.retryable || (row.code !== undefined && transient.has(row.code))) counts.transient += 1;
+          else counts.rejected += 1;
+        }
+        if (full || page.next === undefined) break;
+        after = page.next;
+      }
+      counts.count = targets.length;
+      counts.left = Math.max(0, total - targets.length);
+      return { targets, counts };
+    } catch (err) {
+      throw storeFailure(store?.where ?? where, err, 'tell which items to carry forward');
+    }
+  }
+
   return {
     sendLane,
+    carriedTargets,
 
     async planTargets(input: PlanInput): Promise<Plan> {
       const adapter = adapterOrFail(input.provider);

@@ -59,6 +59,9 @@ function formatDescription(d: SyncScheduleDescription, link: string): string {
     `  task queue:  ${d.taskQueue}; runs ${d.workflowIdPrefix ?? '?'}-<time>, each syncing as <run id>/sync`,
   ];
   if (d.options && Object.keys(d.options).length > 0) lines.push(`  options:     ${JSON.stringify(d.options)}`);
+  lines.push(
+    `  carry:       ${d.carryForward ? `each run carries forward transient rejections and failures${d.carryRejected ? ', and every rejection,' : ''} as <run id>/carried` : 'off'}`,
+  );
   if (d.lastCursor !== undefined)
     lines.push(`  feed cursor: ${d.lastCursor} (the last successful run's; the next run starts there)`);
   lines.push(
@@ -96,6 +99,8 @@ interface CreateFlags {
   sendAll?: boolean;
   note?: string;
   json?: boolean;
+  carryForward: boolean;
+  carryRejected?: boolean;
 }
 
 function createRequest(id: string, o: CreateFlags, taskQueue: string): SyncScheduleRequest {
@@ -128,6 +133,8 @@ function createRequest(id: string, o: CreateFlags, taskQueue: string): SyncSched
     ...(Object.keys(options).length > 0 ? { options } : {}),
     ...(o.paused ? { paused: true } : {}),
     ...(o.note !== undefined ? { note: o.note } : {}),
+    ...(o.carryForward === false ? { carryForward: false } : {}),
+    ...(o.carryRejected === true ? { carryRejected: true } : {}),
     taskQueue,
   };
 }
@@ -154,6 +161,11 @@ export function scheduleCommand(): Command {
     .option('--catchup-window <duration>', 'how late a missed run may still start (default 10m)')
     .option('--window <duration>', "each sync's re-submission window (default 0s: closes when sent)")
     .option('--batch-size <n>', 'targets per provider call (at most the provider limit)')
+    .option(
+      '--no-carry-forward',
+      'do not send again, in each run, the items an earlier sync left rejected for a transient reason or failed',
+    )
+    .option('--carry-rejected', 'carry forward every rejected item too, not only transient rejections and failures')
     .option('--paused', 'create it paused (unpause to start)')
     .option(
       '--send-all',

@@ -39,6 +39,10 @@ export function formatTarget(v: TargetView): string {
     `  in the UI: ${v.syncUrl}`,
     `  last accepted: ${v.acceptedAt !== undefined ? `${v.acceptedAt} (content ${v.acceptedHash ?? '?'})` : 'never'}`,
     `  account:  ${v.account}${v.caller !== undefined ? `, caller ${v.caller}` : ''}`,
+    ...(v.retryable === true ? ['  carried forward: by the next run of the schedule that sent it'] : []),
+    ...(v.tooLargeToCarry !== undefined
+      ? [`  not carried forward: its target is ${v.tooLargeToCarry} bytes, over the store's cap`]
+      : []),
   ].join('\n');
 }
 

@@ -28,6 +28,7 @@ import {
   type WorkflowKind,
 } from '../contracts/index.ts';
 import type { FeedRetry, ScheduledSource, ScheduledSyncInput, scheduledSyncWorkflow } from '../workflows/scheduled.ts';
+import { scheduledWorkflowIdPrefix } from '../contracts/scheduled.ts';
 
 /** A schedule request the client refuses before anything is created; the message names the field. */
 export class ScheduleRequestError extends Error {
@@ -103,6 +104,14 @@ export const SyncScheduleRequestSchema = z
       .min(0, { error: ALERT_AFTER_MESSAGE })
       .max(MAX_ALERT_AFTER_FAILED_RUNS, { error: ALERT_AFTER_MESSAGE })
       .optional(),
+    /**
+     * After its sync, each run sends again the items an earlier sync left rejected for a transient
+     * reason or failed, unless a later sync settled them (docs/state.md, "Failures carried
+     * forward"). Default true; it needs the target-state store on the workers.
+     */
+    carryForward: z.boolean({ error: 'carryForward must be true or false' }).optional(),
+    /** Carry every rejected item forward too, not only transient rejections and failures (default false). */
+    carryRejected: z.boolean({ error: 'carryRejected must be true or false' }).optional(),
     /** Feed only: how a run retries the feed before it fails. */
     feedRetry: z
       .strictObject({
@@ -133,15 +142,20 @@ export const SyncScheduleRequestSchema = z
     if (r.catchupWindow !== undefined && msToNumber(r.catchupWindow as `${number}s`) < 10_000) {
       ctx.addIssue({ code: 'custom', path: ['catchupWindow'], message: 'catchupWindow: at least 10s' });
     }
+    if (r.carryForward === false && r.carryRejected === true) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['carryRejected'],
+        message: 'carryRejected needs carryForward: leave carryForward on, or drop carryRejected',
+      });
+    }
     if (r.feedRetry !== undefined && !('feed' in r.source)) {
       ctx.addIssue({ code: 'custom', path: ['feedRetry'], message: 'feedRetry: only for a feed source' });
     }
   });
 export type SyncScheduleRequest = z.input<typeof SyncScheduleRequestSchema>;
 
-/** The ID prefix of the workflows a schedule starts; Temporal appends the scheduled time. */
-export const scheduledWorkflowIdPrefix = (provider: string, scheduleId: string): string =>
-  `catalog-sync-${provider}-schedule-${scheduleId}`;
+export { scheduledWorkflowIdPrefix } from '../contracts/scheduled.ts';
 
 const toOverlap = (o: 'skip' | 'buffer-one' | undefined): ScheduleOverlapPolicy =>
   o === 'buffer-one' ? 'BUFFER_ONE' : 'SKIP';
@@ -221,6 +235,8 @@ export async function createSyncSchedule(
     ...(options ? { options } : {}),
     ...(req.feedRetry ? { feedRetry: req.feedRetry as FeedRetry } : {}),
     ...(req.alertAfterFailedRuns !== undefined ? { alertAfterFailedRuns: req.alertAfterFailedRuns } : {}),
+    ...(req.carryForward !== undefined ? { carryForward: req.carryForward } : {}),
+    ...(req.carryRejected !== undefined ? { carryRejected: req.carryRejected } : {}),
   };
   const memo: ScheduleMemo = {
     provider: req.provider,
@@ -317,6 +333,9 @@ export interface SyncScheduleDescription extends SyncScheduleSummary {
   lastCursor?: string;
   /** Failed runs in a row after which the schedule is paused (docs/alerts.md); 0: never. */
   alertAfterFailedRuns: number;
+  /** Whether runs carry forward transient rejections and failures (docs/state.md), and every rejection. */
+  carryForward: boolean;
+  carryRejected: boolean;
 }
 
 const toRun = (a: ScheduleExecutionResult): ScheduledRun => ({
@@ -403,6 +422,8 @@ export async function describeSyncSchedule(client: Client, scheduleId: string): 
     running: d.info.runningActions.map((a) => a.workflow.workflowId),
     ...(last?.result.cursor !== undefined ? { lastCursor: last.result.cursor } : {}),
     alertAfterFailedRuns: input?.alertAfterFailedRuns ?? DEFAULT_ALERT_AFTER_FAILED_RUNS,
+    carryForward: input?.carryForward ?? true,
+    carryRejected: input?.carryRejected ?? false,
   };
 }
 

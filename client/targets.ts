@@ -50,6 +50,10 @@ export interface TargetView {
   acceptedHash?: string;
   acceptedAt?: string;
   caller?: string;
+  /** Its last answer was transient (a rejection or a failure): the next run of the schedule that sent it carries it forward. */
+  retryable?: true;
+  /** Its target (this many bytes of JSON) was over the store's cap: never carried forward. */
+  tooLargeToCarry?: number;
 }
 
 export interface TargetViewPage {
@@ -87,6 +91,8 @@ export function viewOf(row: TargetRow, ui: Ui): TargetView {
     ...(row.acceptedHash !== undefined ? { acceptedHash: row.acceptedHash } : {}),
     ...(row.acceptedAt !== undefined ? { acceptedAt: new Date(row.acceptedAt).toISOString() } : {}),
     ...(row.caller !== undefined ? { caller: row.caller } : {}),
+    ...(row.retryable === true ? { retryable: true as const } : {}),
+    ...(row.tooLargeToCarry !== undefined ? { tooLargeToCarry: row.tooLargeToCarry } : {}),
   };
 }
 

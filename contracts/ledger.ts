@@ -4,6 +4,7 @@
  * continue-as-new (`SyncInput.carried`), under CARRY_BYTES.
  */
 import type {
+  CarriedCounts,
   ProviderCall,
   RejectionOrigin,
   SliceRef,
@@ -65,6 +66,8 @@ export interface SyncInput {
   options?: SyncOptions;
   /** Set only by continue-as-new: where the previous run left off (under CARRY_BYTES). */
   carried?: Carried;
+  /** Set by a schedule's run for the sync of items it carried forward: shown in the report as `carried`. */
+  carriedForward?: CarriedCounts;
 }
 
 /** What a sync run hands to the next one on continue-as-new: cursors and counts, never the source. */

@@ -316,6 +316,27 @@ export interface Counts {
   unchanged: number;
 }
 
+/**
+ * Items a schedule's run carried forward (docs/state.md, "Failures carried forward"): their last
+ * state was a transient rejection or a failure (or, with `carryRejected`, any rejection) in an
+ * earlier sync, and no later sync settled them. Outside `counts`: a carried sync's `submitted` are
+ * the carried targets, counted as any sync counts its own.
+ */
+export interface CarriedCounts {
+  /** Targets carried into the sync. */
+  count: number;
+  /** Of them, last rejected for a transient reason. */
+  transient: number;
+  /** Of them, last failed (transient failures that outlived their attempts). */
+  failed: number;
+  /** Of them, last rejected for another reason (`carryRejected` only). */
+  rejected: number;
+  /** Items that could be carried but were left for the next run (over this run's byte or target budget). */
+  left: number;
+  /** Items never carried: their target was over the store's cap when recorded (`target show` says so). */
+  tooLarge: number;
+}
+
 export type SyncPhase = 'validating' | 'sending' | 'open' | 'closed';
 
 export type ClosedReason = 'nothing-to-fix' | 'window-ended' | 'finished' | 'aborted';
@@ -339,6 +360,8 @@ export interface SyncReport {
   abortReason?: string;
   /** True once the first pass (every original target sent and answered) has settled. */
   firstPassSettled: boolean;
+  /** Set when a schedule's run started this sync with items carried forward (`<run>/carried`). */
+  carried?: CarriedCounts;
   /**
    * Rejections too many to carry in the report itself: each slice workflow named here holds the
    * rest (its `status` query lists them). The client's listRejected() pages through them.

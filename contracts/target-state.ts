@@ -33,7 +33,23 @@ export interface TargetOutcomeRecord {
   caller?: string | undefined;
   /** When the provider answered, in ms since the epoch. */
   at: number;
+  /**
+   * Rejected for a reason the adapter calls transient, or failed: a schedule's next run carries it
+   * forward (docs/state.md, "Failures carried forward"). Cleared by an acceptance.
+   */
+  retryable?: boolean | undefined;
+  /**
+   * A rejected or failed item's target as sent (JSON), kept for carrying it forward while it is at
+   * most MAX_CARRIED_TARGET_BYTES; over that, only `targetBytes` is kept (the item is never carried).
+   * Targets hold no credentials. Cleared by an acceptance.
+   */
+  target?: string | undefined;
+  /** The size of the target as sent, in bytes of JSON (rejected and failed items). */
+  targetBytes?: number | undefined;
 }
+
+/** A rejected or failed item's target is kept for carrying forward up to this many bytes of JSON. */
+export const MAX_CARRIED_TARGET_BYTES = 32 * 1024;
 
 /** An item as the store keeps it. */
 export interface TargetRow {
@@ -53,6 +69,56 @@ export interface TargetRow {
   at: number;
   /** How many answers changed the row (a retried write of the same answer does not count). */
   writes: number;
+  /** Its last answer was a transient rejection or a failure: a schedule's next run carries it forward. */
+  retryable?: true;
+  /** A rejected or failed item whose target (this many bytes) was over MAX_CARRIED_TARGET_BYTES: never carried. */
+  tooLargeToCarry?: number;
+}
+
+/** Which items a schedule's run carries forward (docs/state.md, "Failures carried forward"). */
+export interface CarryQuery {
+  provider: string;
+  account: string;
+  /** Every rejection too, not only the retryable ones (the schedule's `carryRejected`). */
+  includeRejected: boolean;
+  /**
+   * Only items last answered by a run of this schedule: sync IDs `<runsPrefix><time>/...`, the
+   * runs' workflow ID prefix with its dash, followed by the time Temporal appends.
+   */
+  runsPrefix: string;
+  /** Items last answered in these syncs are not carried (the run's own syncs settled them). */
+  excludeSyncs: readonly string[];
+  /** Only items last answered before this time (ms): the answers of syncs still in flight are theirs. */
+  before: number;
+  limit: number;
+  /** The `next` of the page before: pages go oldest answer first. */
+  after?: CarryCursor | undefined;
+  /** Count every item that matches (`total`), not only this page's. */
+  count?: boolean | undefined;
+}
+
+/** Where a page of carried items ends: the last item's answer time and identity. */
+export type CarryCursor = [at: number, identity: string];
+
+export interface CarryRow {
+  identity: string;
+  state: 'rejected' | 'failed';
+  code?: string;
+  retryable: boolean;
+  syncId: string;
+  at: number;
+  /** The target as sent (JSON); absent when it was over the cap (`targetBytes` says its size). */
+  target?: string;
+  targetBytes?: number;
+}
+
+export interface CarryPage {
+  items: CarryRow[];
+  next?: CarryCursor;
+  /** With `count`: every item that matches the query and can be carried (its target was kept). */
+  total?: number;
+  /** With `count`: the items that match but were too large to keep (never carried). */
+  tooLarge?: number;
 }
 
 export interface TargetListQuery {
@@ -88,6 +154,8 @@ export interface TargetStateStore {
    * again, and counts them accepted).
    */
   acceptedHashes(account: string, identities: readonly string[], exceptSync?: string): Promise<Map<string, string>>;
+  /** Items a schedule's run may carry forward, oldest answer first, a page at a time. */
+  carryable(query: CarryQuery): Promise<CarryPage>;
   close(): Promise<void>;
 }
 

@@ -231,6 +231,18 @@ const OmissionsSchema = described(
   'what the report left out to stay under its byte budget (counts never are); set only when something was',
 );
 
+const CarriedSchema = described(
+  z.object({
+    count: z.number().int(),
+    transient: z.number().int(),
+    failed: z.number().int(),
+    rejected: z.number().int(),
+    left: z.number().int(),
+    tooLarge: z.number().int(),
+  }),
+  'set on a sync a schedule\u2019s run started with items carried forward: how many, by their last state, and how many were left for the next run',
+);
+
 export const SyncReportSchema = named(
   z.object({
     workflowId: z.string(),
@@ -247,6 +259,7 @@ export const SyncReportSchema = named(
     closedReason: z.exactOptional(z.enum(['nothing-to-fix', 'window-ended', 'finished', 'aborted'])),
     abortReason: z.exactOptional(z.string()),
     firstPassSettled: z.boolean(),
+    carried: z.exactOptional(CarriedSchema),
     rejectedElsewhere: z.exactOptional(z.array(RejectedElsewhereSchema)),
     omitted: z.exactOptional(OmissionsSchema),
   }),
@@ -297,6 +310,15 @@ const TargetItemSchema = z.object({
   syncUrl: described(z.string(), 'the sync in the Temporal UI'),
   acceptedHash: z.exactOptional(described(z.string(), 'the content hash of the last accepted payload')),
   acceptedAt: z.exactOptional(described(z.string(), 'when that payload was accepted (ISO 8601)')),
+  retryable: z.exactOptional(
+    described(
+      z.literal(true),
+      'its last answer was transient: the next run of the schedule that sent it carries it forward',
+    ),
+  ),
+  tooLargeToCarry: z.exactOptional(
+    described(z.number().int(), 'its target (bytes of JSON) was over the store\u2019s cap: never carried forward'),
+  ),
 });
 
 export const TargetStatusSchema = named(

@@ -67,6 +67,7 @@ beforeAll(async () => {
         planTargets: activities.planTargets,
         planSlice: activities.planSlice,
         scanSource: activities.scanSource,
+        carriedTargets: activities.carriedTargets,
         // No client given: the activities use the worker's own (Context.current().client).
         ...createFeedActivities({ env }),
         ...createAlertActivities({ env }),

@@ -3,12 +3,12 @@
  * server: migrations, idempotent writes, the last accepted hash kept across a rejection, pages,
  * caller scoping, and messages that never show the URL's password.
  */
-import { describe, expect, it } from 'vitest';
-import { openStateStore, stateLocation, stateWhere, contentHash } from '../activities/state/index.ts';
-import type { TargetOutcomeRecord } from '../contracts/target-state.ts';
-import { STORE_KINDS, freshStateUrl } from './helpers/state.ts';
 import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
 import { migrations } from '../activities/state/common.ts';
+import { openStateStore, stateLocation, stateWhere, contentHash } from '../activities/state/index.ts';
+import { MAX_CARRIED_TARGET_BYTES, type CarryQuery, type TargetOutcomeRecord } from '../contracts/target-state.ts';
+import { STORE_KINDS, freshStateUrl } from './helpers/state.ts';
 import { openThreadedSqliteStore } from '../activities/state/threaded.ts';
 import { openSqliteStore } from '../activities/state/sqlite.ts';
 
@@ -81,6 +81,83 @@ describe.each(STORE_KINDS)('target-state store on %s', (kind) => {
     }
   });
 
+  it('keeps what a schedule carries forward: rejected and failed targets (capped), cleared by an acceptance', async () => {
+    const store = openStateStore({ CATALOG_SYNC_STATE_URL: await freshStateUrl(kind, 'carry') });
+    const run1 = 'catalog-sync-insider-schedule-nightly-2026-12-07T02:00:00Z/sync';
+    const other = 'catalog-sync-insider-schedule-nightly-b-2026-12-07T02:00:00Z/sync';
+    const target = (identity: string) => JSON.stringify({ item_id: identity, locale: 'en_US', in_stock: 1 });
+    const open = (identity: string, over: Partial<TargetOutcomeRecord>) => {
+      const t = target(identity);
+      return base({
+        identity,
+        state: 'rejected',
+        code: 'temporarily_unavailable',
+        retryable: true,
+        target: t,
+        targetBytes: Buffer.byteLength(t),
+        syncId: run1,
+        batch: `${run1}#1`,
+        at: 1_000,
+        ...over,
+      });
+    };
+    const query = (over: Partial<CarryQuery> = {}): CarryQuery => ({
+      provider: 'insider',
+      account: 'acct1',
+      includeRejected: false,
+      runsPrefix: 'catalog-sync-insider-schedule-nightly-',
+      excludeSyncs: [],
+      before: 10_000,
+      limit: 2,
+      count: true,
+      ...over,
+    });
+    try {
+      await store.record([
+        open('a', { at: 1_003 }),
+        open('b', { state: 'failed', code: 'ProviderUnavailable', at: 1_001 }),
+        open('c', { code: 'item_not_found', retryable: false, at: 1_002 }),
+        open('d', { at: 1_004, target: undefined, targetBytes: MAX_CARRIED_TARGET_BYTES + 1 }),
+        // Another schedule's run (its ID merely starts like this one's), another account, a later run.
+        open('e', { syncId: other, batch: `${other}#1` }),
+        open('f', { account: 'acct2' }),
+        open('g', { at: 20_000 }),
+        open('h', { syncId: 'run2/sync', batch: 'run2/sync#1' }),
+      ]);
+      expect((await store.find('insider', 'a'))[0]).toMatchObject({ state: 'rejected', retryable: true });
+      expect((await store.find('insider', 'c'))[0]?.retryable).toBeUndefined();
+      expect((await store.find('insider', 'd'))[0]).toMatchObject({ tooLargeToCarry: MAX_CARRIED_TARGET_BYTES + 1 });
+
+      // Oldest answer first, a page at a time; the too-large one counted apart, never carried.
+      const first = await store.carryable(query());
+      expect(first.items.map((r) => [r.identity, r.state, r.retryable])).toEqual([
+        ['b', 'failed', true],
+        ['a', 'rejected', true],
+      ]);
+      expect(first.items[1]?.target).toBe(target('a'));
+      expect(first).toMatchObject({ total: 2, tooLarge: 1 });
+      expect(first.next).toBeUndefined();
+      const one = await store.carryable(query({ limit: 1, count: false }));
+      expect(one.items.map((r) => r.identity)).toEqual(['b']);
+      expect(one.total).toBeUndefined();
+      const next = await store.carryable(query({ limit: 1, after: one.next }));
+      expect(next.items.map((r) => r.identity)).toEqual(['a']);
+      // Every rejection, with carryRejected; a sync of this run left out.
+      const all = await store.carryable(query({ includeRejected: true, limit: 10, excludeSyncs: ['nope', run1] }));
+      expect(all.items).toEqual([]);
+      const rejected = await store.carryable(query({ includeRejected: true, limit: 10 }));
+      expect(rejected.items.map((r) => r.identity)).toEqual(['b', 'c', 'a']);
+
+      // An acceptance clears it: nothing left to carry.
+      await store.record([base({ identity: 'a', syncId: 'later', batch: 'later#1', at: 5_000 })]);
+      const [a] = await store.find('insider', 'a');
+      expect(a?.retryable).toBeUndefined();
+      expect((await store.carryable(query({ limit: 10 }))).items.map((r) => r.identity)).toEqual(['b']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('pages through one state, scoped by caller when asked', async () => {
     const store = openStateStore({ CATALOG_SYNC_STATE_URL: await freshStateUrl(kind, 'pages') });
     try {
@@ -117,6 +194,33 @@ describe.each(STORE_KINDS)('target-state store on %s', (kind) => {
 });
 
 describe('where the store is', () => {
+  describe('a SQLite file from before carrying forward', () => {
+    it('migrates a version-2 file in place: its rows stay, with nothing to carry', async () => {
+      const url = await freshStateUrl('sqlite', 'v2');
+      const db = new Database(url.replace(/^sqlite:/, ''));
+      db.exec('CREATE TABLE target_state_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
+      migrations('TEXT', 'WITHOUT ROWID')
+        .slice(0, 2)
+        .forEach((m, i) => {
+          db.exec(m);
+          db.prepare('INSERT INTO target_state_schema VALUES (?, 0)').run(i + 1);
+        });
+      db.prepare(
+        `INSERT INTO target_state (identity, account, provider, state, code, sync_id, batch, at)
+         VALUES ('old', 'acct1', 'insider', 'rejected', 'temporarily_unavailable', 's', 's#1', 1)`,
+      ).run();
+      db.close();
+      const store = openStateStore({ CATALOG_SYNC_STATE_URL: url });
+      try {
+        const [row] = await store.find('insider', 'old');
+        expect(row).toMatchObject({ state: 'rejected', code: 'temporarily_unavailable', writes: 1 });
+        expect(row?.retryable).toBeUndefined();
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   it('names PostgreSQL by host and database only, never the password', () => {
     const loc = stateLocation({ CATALOG_SYNC_STATE_URL: 'postgres://sync:s3cret-pw@db.internal:5433/catalog' });
     expect(stateWhere(loc)).toBe('postgres db.internal:5433/catalog');
@@ -146,7 +250,7 @@ describe('where the store is', () => {
 describe('the embedded SQLite store', () => {
   const fileOf = async (name: string) => (await freshStateUrl('sqlite', name)).replace(/^sqlite:/, '');
 
-  it('migrates a version 1 file to version 2 and keeps every row', async () => {
+  it('migrates a version 1 file to the latest version and keeps every row', async () => {
     const file = await fileOf('v1');
     const v1 = new Database(file);
     v1.exec('CREATE TABLE target_state_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)');
@@ -164,7 +268,9 @@ describe('the embedded SQLite store', () => {
       await store.close();
     }
     const check = new Database(file, { readonly: true });
-    expect(check.prepare('SELECT MAX(version) AS v FROM target_state_schema').get()).toEqual({ v: 2 });
+    expect(check.prepare('SELECT MAX(version) AS v FROM target_state_schema').get()).toEqual({
+      v: migrations('TEXT').length,
+    });
     check.close();
   });
 

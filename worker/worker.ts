@@ -134,6 +134,8 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
         planSlice: activities.planSlice,
         scanSource: activities.scanSource,
         releaseSource: activities.releaseSource,
+        // A schedule's run: the items it carries forward, read from the target-state store.
+        carriedTargets: activities.carriedTargets,
         // Scheduled syncs' change feeds; they use the worker's own client to find the last cursor.
         ...createFeedActivities({
           env: opts.activityDeps.env,

@@ -3,17 +3,22 @@
  * file or URL), or from a change feed. For a feed, the run starts from the cursor the last
  * *successful* run of the same schedule returned, so a run that fails (feed unreachable, sync
  * aborted, targets failed) never makes the next one skip its changes. The sync itself is a child
- * `syncWorkflow`, `<this workflow id>/sync`. Deterministic: all I/O is in activities.
+ * `syncWorkflow`, `<this workflow id>/sync`. After it, the run carries forward the items an earlier
+ * sync left rejected for a transient reason or failed (docs/state.md, "Failures carried forward"),
+ * as a second child sync `<this workflow id>/carried`. Deterministic: all I/O is in activities.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   ChildWorkflowFailure,
   executeChild,
+  patched,
   proxyActivities,
   workflowInfo,
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { FeedActivities } from '../activities/feed.ts';
+import type { SyncActivities } from '../activities/index.ts';
 import {
   DEFAULT_ALERT_AFTER_FAILED_RUNS,
   FailureType,
@@ -30,9 +35,25 @@ import {
 import { syncWorkflow } from './sync.ts';
 import { pauseScheduleIfFailing } from './alerts.ts';
 
-import type { ScheduledSyncInput, ScheduledSyncResult } from '../contracts/scheduled.ts';
+import {
+  CARRY_FORWARD_BYTES,
+  CARRY_FORWARD_TARGETS,
+  scheduledWorkflowIdPrefix,
+  type CarriedResult,
+  type ScheduledSyncInput,
+  type ScheduledSyncResult,
+} from '../contracts/scheduled.ts';
 
-export type { FeedRetry, ScheduledSource, ScheduledSyncInput, ScheduledSyncResult } from '../contracts/scheduled.ts';
+export type {
+  CarriedResult,
+  FeedRetry,
+  ScheduledSource,
+  ScheduledSyncInput,
+  ScheduledSyncResult,
+} from '../contracts/scheduled.ts';
+
+/** Runs recorded before carrying forward existed replay without its activity and child. */
+export const CARRY_FORWARD_PATCH = 'scheduled-carry-forward';
 
 /** Failure type names of a scheduled run (the sync's own are in contracts/errors.ts). */
 
@@ -120,7 +141,13 @@ async function runScheduledSync(input: ScheduledSyncInput): Promise<ScheduledSyn
     }
   };
 
-  if (source.kind === 'ref') return { report: await sync(source.ref) };
+  // The items an earlier sync left rejected for a transient reason or failed, sent again after this run's sync.
+  const carried = async (result: ScheduledSyncResult): Promise<ScheduledSyncResult> => {
+    const c = await carryForward(input, options, scheduleId);
+    return c === undefined ? result : { ...result, carried: c };
+  };
+
+  if (source.kind === 'ref') return carried({ report: await sync(source.ref) });
 
   if (scheduleId === undefined) {
     throw ApplicationFailure.create({
@@ -152,7 +179,7 @@ async function runScheduledSync(input: ScheduledSyncInput): Promise<ScheduledSyn
   const since = last.cursor;
   const feed = await fetchFeed({ url: source.url, ...(since !== undefined ? { cursor: since } : {}) });
   const common = { cursor: feed.cursor, count: feed.count, ...(since !== undefined ? { since } : {}) };
-  if (feed.count === 0 || feed.ref === undefined) return common;
+  if (feed.count === 0 || feed.ref === undefined) return carried(common);
 
   const report = await sync(feed.ref);
   if (report.counts.failed > 0) {
@@ -165,5 +192,85 @@ async function runScheduledSync(input: ScheduledSyncInput): Promise<ScheduledSyn
       details: [report],
     });
   }
-  return { ...common, report };
+  return carried({ ...common, report });
+}
+
+/**
+ * Carrying forward (docs/state.md, "Failures carried forward"): the items whose last answer, in a
+ * sync before this run, was a transient rejection or a failure (or any rejection, `carryRejected`)
+ * and that no later sync settled, read from the target-state store by an activity and sent as the
+ * child sync `<run>/carried`, inline and within CARRY_FORWARD_BYTES (the rest wait for the next
+ * run; the result says how many). Undefined when off, when the workers keep no store, or when
+ * there was nothing to carry. Neither a
+ * store that cannot answer nor a carried sync that fails fails the run: `error` says what happened.
+ */
+async function carryForward(
+  input: ScheduledSyncInput,
+  options: SyncOptions,
+  scheduleId: string | undefined,
+): Promise<CarriedResult | undefined> {
+  // Only a schedule has runs to carry from (its runs' IDs name it).
+  if (input.carryForward === false || scheduleId === undefined || !patched(CARRY_FORWARD_PATCH)) return undefined;
+  const { provider } = input;
+  const { workflowId, runStartTime } = workflowInfo();
+  const childId = `${workflowId}/carried`;
+  const { carriedTargets } = proxyActivities<Pick<SyncActivities, 'carriedTargets'>>({
+    startToCloseTimeout: '2 minutes',
+    retry: { maximumAttempts: 3, initialInterval: '1s' },
+  });
+  let found: Awaited<ReturnType<SyncActivities['carriedTargets']>>;
+  try {
+    found = await carriedTargets({
+      provider,
+      runsPrefix: `${scheduledWorkflowIdPrefix(provider, scheduleId)}-`,
+      excludeSyncs: [`${workflowId}/sync`, childId],
+      before: runStartTime.getTime(),
+      includeRejected: input.carryRejected === true,
+      maxBytes: CARRY_FORWARD_BYTES,
+      maxTargets: CARRY_FORWARD_TARGETS,
+    });
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? (err.cause ?? err) : (err as Error);
+    return {
+      count: 0,
+      transient: 0,
+      failed: 0,
+      rejected: 0,
+      left: 0,
+      tooLarge: 0,
+      error: `nothing carried forward: ${cause.message}`,
+    };
+  }
+  if (found.noStore === true) return undefined;
+  // Nothing to carry and nothing waiting: the result stays as it was before carrying existed.
+  if (found.targets.length === 0) return found.counts.tooLarge > 0 ? found.counts : undefined;
+  // A carried target is always sent, as a re-submission is: compared with the last accepted content
+  // it could be found unchanged, never sent, and so carried again by every run.
+  const { changedOnly, ...carriedOptions } = options;
+  void changedOnly;
+  try {
+    const report = await executeChild(syncWorkflow, {
+      workflowId: childId,
+      args: [
+        {
+          provider,
+          source: { kind: 'inline', targets: found.targets },
+          options: carriedOptions,
+          carriedForward: found.counts,
+        },
+      ],
+      // A sync like any other to operators (kind `sync`, its provider and schedule).
+      ...syncAttributes(provider, scheduleId),
+      staticSummary: `${provider} sync of ${found.counts.count} targets carried forward${scheduleId !== undefined ? `, scheduled by ${scheduleId}` : ''}`,
+      ...(options.priorityKey !== undefined ? { priority: { priorityKey: options.priorityKey } } : {}),
+    });
+    return { ...found.counts, workflowId: childId, counts: report.counts };
+  } catch (err) {
+    if (!(err instanceof ChildWorkflowFailure)) throw err;
+    return {
+      ...found.counts,
+      workflowId: childId,
+      error: `the carried sync ${childId} failed: ${err.cause?.message ?? err.message}`,
+    };
+  }
 }

@@ -151,6 +151,7 @@ export function createSyncRun(input: SyncInput, options: SyncOptions, opts: Reso
           phase: state.phase,
           counts: current(),
           firstPassSettled: state.firstPassSettled,
+          ...(input.carriedForward !== undefined ? { carried: input.carriedForward } : {}),
           ...(state.windowEndsAt !== undefined ? { windowEndsAt: new Date(state.windowEndsAt).toISOString() } : {}),
           ...(state.closedReason !== undefined ? { closedReason: state.closedReason } : {}),
           ...(state.abortReason !== undefined ? { abortReason: state.abortReason } : {}),

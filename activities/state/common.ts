@@ -5,7 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  MAX_CARRIED_TARGET_BYTES,
   TargetCursorError,
+  type CarryPage,
+  type CarryQuery,
+  type CarryRow,
   type TargetOutcomeRecord,
   type TargetRow,
   type TargetState,
@@ -20,6 +24,10 @@ import {
  * Version 2 keys rows by (identity, account) in one B-tree, with an index of the open items only
  * (state other than accepted): a write touches one tree for an accepted item, not three, which is
  * most of what recording costs (docs/state.md, "What it costs").
+ *
+ * Version 3 keeps, for rejected and failed items, the target as sent (`carry_target`, JSON, while at
+ * most MAX_CARRIED_TARGET_BYTES; `target_bytes` its size either way) and whether its last answer was
+ * transient (`retryable`): what a schedule's next run carries forward. An acceptance clears them.
  */
 export const migrations = (key: string, clustered = ''): readonly string[] => [
   `CREATE TABLE target_state (
@@ -60,6 +68,9 @@ export const migrations = (key: string, clustered = ''): readonly string[] => [
    DROP TABLE target_state;
    ALTER TABLE target_state_v2 RENAME TO target_state;
    CREATE INDEX target_state_open ON target_state (provider, state, identity, account) WHERE state <> 'accepted';`,
+  `ALTER TABLE target_state ADD COLUMN retryable INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE target_state ADD COLUMN carry_target TEXT;
+   ALTER TABLE target_state ADD COLUMN target_bytes BIGINT;`,
 ];
 
 const ALL_COLUMNS =
@@ -78,6 +89,9 @@ export const COLUMNS = [
   'batch',
   'caller',
   'at',
+  'retryable',
+  'carry_target',
+  'target_bytes',
 ] as const;
 
 /**
@@ -96,6 +110,9 @@ export const ON_CONFLICT = `ON CONFLICT (identity, account) DO UPDATE SET
   batch = excluded.batch,
   caller = excluded.caller,
   at = excluded.at,
+  retryable = excluded.retryable,
+  carry_target = excluded.carry_target,
+  target_bytes = excluded.target_bytes,
   writes = target_state.writes + 1
 WHERE excluded.at >= target_state.at
   AND NOT (target_state.sync_id = excluded.sync_id
@@ -120,6 +137,9 @@ export function recordValues(r: TargetOutcomeRecord): (string | number | null)[]
     r.batch,
     r.caller ?? null,
     r.at,
+    !accepted && r.retryable === true ? 1 : 0,
+    accepted ? null : (r.target ?? null),
+    accepted ? null : (r.targetBytes ?? null),
   ];
 }
 
@@ -139,6 +159,9 @@ export function toRow(raw: Record<string, unknown>): TargetRow {
   const acceptedHash = text(raw.accepted_hash);
   const acceptedAt = num(raw.accepted_at);
   const caller = text(raw.caller);
+  const open = String(raw.state) !== 'accepted';
+  const bytes = num(raw.target_bytes);
+  const tooLarge = open && raw.carry_target == null && bytes !== undefined && bytes > MAX_CARRIED_TARGET_BYTES;
   return {
     provider: String(raw.provider),
     account: String(raw.account),
@@ -152,6 +175,80 @@ export function toRow(raw: Record<string, unknown>): TargetRow {
     ...(caller !== undefined ? { caller } : {}),
     at: Number(raw.at),
     writes: Number(raw.writes),
+    ...(open && Number(raw.retryable) === 1 ? { retryable: true as const } : {}),
+    ...(tooLarge ? { tooLargeToCarry: bytes } : {}),
+  };
+}
+
+/**
+ * The carry query of both stores (`ph(n)`: the n-th placeholder, 1-based): a page of the account's
+ * carryable items, oldest answer first, and (with `count`) how many match in all. Served by the
+ * index of open items (state other than accepted).
+ */
+export function carrySql(
+  q: CarryQuery,
+  ph: (n: number) => string,
+): { page: { text: string; args: unknown[] }; count?: { text: string; args: unknown[] } } {
+  const args: unknown[] = [];
+  const p = (v: unknown): string => {
+    args.push(v);
+    return ph(args.length);
+  };
+  const where = [
+    `provider = ${p(q.provider)}`,
+    `state IN ('rejected', 'failed')`,
+    `account = ${p(q.account)}`,
+    q.includeRejected ? `(retryable = 1 OR state = 'rejected')` : 'retryable = 1',
+    `at < ${p(q.before)}`,
+    // A run of this schedule: the prefix, then the time Temporal appends (2026-12-07T02:52:46Z),
+    // whose first ':' is its 14th character. A schedule ID has no ':', so another schedule whose ID
+    // merely starts with this one's (its runs read `<prefix>X-<time>`) never matches.
+    `substr(sync_id, 1, ${p(q.runsPrefix.length)}) = ${p(q.runsPrefix)}`,
+    `substr(sync_id, ${p(q.runsPrefix.length + 14)}, 1) = ':'`,
+    ...(q.excludeSyncs.length > 0 ? [`sync_id NOT IN (${q.excludeSyncs.map((id) => p(id)).join(', ')})`] : []),
+  ];
+  const countArgs = args.slice();
+  const count = q.count
+    ? {
+        text: `SELECT COUNT(carry_target) AS n, COUNT(*) - COUNT(carry_target) AS big FROM target_state WHERE ${where.join(' AND ')}`,
+        args: countArgs,
+      }
+    : undefined;
+  const pageWhere = [...where, 'carry_target IS NOT NULL'];
+  if (q.after !== undefined) pageWhere.push(`(at, identity) > (${p(q.after[0])}, ${p(q.after[1])})`);
+  const text =
+    'SELECT identity, state, code, retryable, sync_id, at, carry_target, target_bytes FROM target_state ' +
+    `WHERE ${pageWhere.join(' AND ')} ORDER BY at, identity LIMIT ${p(q.limit + 1)}`;
+  return { page: { text, args }, ...(count ? { count } : {}) };
+}
+
+/** A carry query's rows as a page. */
+export function carryPage(
+  raw: Record<string, unknown>[],
+  q: CarryQuery,
+  counted?: { n: unknown; big: unknown },
+): CarryPage {
+  const rows = raw.map((r): CarryRow => {
+    const code = r.code === null || r.code === undefined ? undefined : String(r.code);
+    const target = r.carry_target === null || r.carry_target === undefined ? undefined : String(r.carry_target);
+    const bytes = r.target_bytes === null || r.target_bytes === undefined ? undefined : Number(r.target_bytes);
+    return {
+      identity: String(r.identity),
+      state: String(r.state) as CarryRow['state'],
+      ...(code !== undefined ? { code } : {}),
+      retryable: Number(r.retryable) === 1,
+      syncId: String(r.sync_id),
+      at: Number(r.at),
+      ...(target !== undefined ? { target } : {}),
+      ...(bytes !== undefined ? { targetBytes: bytes } : {}),
+    };
+  });
+  const items = rows.slice(0, q.limit);
+  const last = items[items.length - 1];
+  return {
+    items,
+    ...(rows.length > q.limit && last ? { next: [last.at, last.identity] as [number, string] } : {}),
+    ...(counted !== undefined ? { total: Number(counted.n), tooLarge: Number(counted.big) } : {}),
   };
 }
 

@@ -7,6 +7,8 @@ import pg from 'pg';
 import type { TargetListQuery, TargetPage, TargetStateStore } from '../../contracts/target-state.ts';
 import {
   COLUMNS,
+  carryPage,
+  carrySql,
   migrations,
   ON_CONFLICT,
   decodeCursor,
@@ -17,7 +19,23 @@ import {
 } from './common.ts';
 
 /** The columns' types, in COLUMNS order, for unnest. */
-const TYPES = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'bigint', 'text', 'text', 'text', 'bigint'];
+const TYPES = [
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'text',
+  'bigint',
+  'text',
+  'text',
+  'text',
+  'bigint',
+  'integer',
+  'text',
+  'bigint',
+];
 /** Any number: the advisory lock the migrations take. */
 const MIGRATION_LOCK = 7_310_013;
 
@@ -112,6 +130,12 @@ export function openPostgresStore(url: string): TargetStateStore {
       );
       for (const r of rows) out.set(String(r.identity), String(r.accepted_hash));
       return out;
+    },
+    async carryable(q) {
+      const { page, count } = carrySql(q, (n) => `$${n}`);
+      const rows = await query(page.text, page.args);
+      const counted = count ? (await query(count.text, count.args))[0] : undefined;
+      return carryPage(rows, q, counted ? { n: counted.n, big: counted.big } : undefined);
     },
     async close() {
       await pool.end();

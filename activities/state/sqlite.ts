@@ -13,6 +13,8 @@ import type {
 } from '../../contracts/target-state.ts';
 import {
   COLUMNS,
+  carryPage,
+  carrySql,
   migrations,
   ON_CONFLICT,
   decodeCursor,
@@ -89,6 +91,14 @@ export function openSqliteStore(file: string): TargetStateStore {
         if (row) out.set(row.identity, row.accepted_hash);
       }
       return out;
+    },
+    async carryable(q) {
+      const { page, count } = carrySql(q, () => '?');
+      const rows = db.prepare(page.text).all(...(page.args as (string | number)[])) as Record<string, unknown>[];
+      const counted = count
+        ? (db.prepare(count.text).get(...(count.args as (string | number)[])) as { n: number; big: number })
+        : undefined;
+      return carryPage(rows, q, counted);
     },
     async close() {
       if (db.open) db.close();

@@ -9,7 +9,7 @@ import { openSqliteStore } from './sqlite.ts';
 
 export interface StoreRequest {
   id: number;
-  op: 'record' | 'find' | 'list' | 'acceptedHashes' | 'close';
+  op: 'record' | 'find' | 'list' | 'acceptedHashes' | 'carryable' | 'close';
   args: unknown[];
 }
 
@@ -47,6 +47,8 @@ async function answer(store: TargetStateStore | undefined, openError: string | u
             ...(await store.acceptedHashes(a[0] as string, a[1] as string[], a[2] as string | undefined)).entries(),
           ],
         };
+      case 'carryable':
+        return { id: req.id, value: await store.carryable(a[0] as Parameters<TargetStateStore['carryable']>[0]) };
       case 'close':
         await store.close();
         return { id: req.id, value: undefined };

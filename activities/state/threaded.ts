@@ -68,6 +68,7 @@ export function openThreadedSqliteStore(file: string): TargetStateStore {
     list: async (q) => (await call('list', q)) as Awaited<ReturnType<TargetStateStore['list']>>,
     acceptedHashes: async (account, identities, exceptSync) =>
       new Map((await call('acceptedHashes', account, identities, exceptSync)) as [string, string][]),
+    carryable: async (q) => (await call('carryable', q)) as Awaited<ReturnType<TargetStateStore['carryable']>>,
     async close() {
       const t = thread;
       if (!t) return;
