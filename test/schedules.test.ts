@@ -266,7 +266,8 @@ describe('scheduled syncs through the real server', () => {
     const id = await create({ every: '2s', source: { feed: feed.url }, options: fast });
     await nthRun(id, 1, 15_000);
     feed.push(targets(32, 34));
-    const third = await nthRun(id, 3, 20_000);
+    // Generous: under a loaded machine (the whole suite on 2 cores) a run can take several seconds.
+    const third = await nthRun(id, 3, 45_000);
     await outcome(third);
 
     await pauseSyncSchedule(t.client, id, 'test pause');

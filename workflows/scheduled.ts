@@ -223,7 +223,10 @@ async function carryForward(
     found = await carriedTargets({
       provider,
       runsPrefix: `${scheduledWorkflowIdPrefix(provider, scheduleId)}-`,
-      excludeSyncs: [`${workflowId}/sync`, childId],
+      // Not by the run's own sync IDs: two runs triggered within one second share a workflow ID, so
+      // an earlier run's failures would read as this run's. Its start time (`before`) already
+      // leaves out everything its own syncs answered.
+      excludeSyncs: [],
       before: runStartTime.getTime(),
       includeRejected: input.carryRejected === true,
       maxBytes: CARRY_FORWARD_BYTES,
