@@ -13,6 +13,7 @@
  *                                      with the store, a 1 %-changed changed-only sync, a dry run;
  *                                      at each of BENCH_LATENCIES (default 1000000 in a full run, none
  *                                      in a quick run unless set; 0 turns them off)
+ *   BENCH_STATE_LATENCIES=200          the target-state rows' latencies (default: BENCH_LATENCIES)
  *
  * Sizes of 10,000,000 and more are accepted: target files are written in chunks, the simulator's
  * products are cheap (bench/products.ts) and its recorded bodies are compacted as they arrive.
@@ -116,6 +117,7 @@ const fairnessFlag = process.env.BENCH_FAIRNESS?.trim() ?? '';
 const fairnessOn = quick ? fairnessFlag === '1' : fairnessFlag !== '0';
 const fairnessTargets = intList('BENCH_FAIRNESS_TARGETS', [1_000_000])[0] ?? 1_000_000;
 const stateSizes = intList('BENCH_STATE_SIZES', quick ? [] : [1_000_000]).filter((n) => n > 0);
+const stateLatencies = intList('BENCH_STATE_LATENCIES', latencies);
 
 const progress = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
@@ -1026,7 +1028,7 @@ async function main(): Promise<void> {
     }
 
     for (const n of stateSizes) {
-      for (const latencyMs of latencies) {
+      for (const latencyMs of stateLatencies) {
         try {
           const r = await stateScenario(env, n, latencyMs);
           stateRows.push(r);
