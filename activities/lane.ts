@@ -159,8 +159,6 @@ export function createLaneActivity(kit: LaneKit) {
      */
     let recorded = snapshot();
     let writes: Promise<void> = Promise.resolve();
-    /** The writes but the last one: a batch is sent only once these landed (one write behind at most). */
-    let writesButLast: Promise<void> = Promise.resolve();
     let pendingWrites = 0;
     let writeFailed: { err: unknown } | undefined;
     const beat = () => {
@@ -175,7 +173,6 @@ export function createLaneActivity(kit: LaneKit) {
         () => undefined,
         (err: unknown) => ({ err }),
       );
-      writesButLast = writes;
       writes = writes.then(async () => {
         const failed = await write;
         pendingWrites -= 1;
@@ -293,9 +290,9 @@ export function createLaneActivity(kit: LaneKit) {
         }
 
         for (const batch of batches.map((b) => b.filter((s) => !done.has(s))).filter((b) => b.length > 0)) {
-          // At most one batch answered but not yet recorded: a crash re-sends no more than before
-          // (the batch in flight, and one answered whose record or heartbeat had not landed).
-          await writesButLast;
+          // The last answer recorded (on the store's thread) before the next call: a crash re-sends
+          // at most the batch in flight, one batch a lane, as without the store.
+          await writes;
           // A store that could not take an earlier answer: stop sending, retry from what it has.
           if (writeFailed !== undefined) throw writeFailed.err;
           const full = outcomeBytes + rangeBytes() >= LANE_OUTCOME_BYTES || Date.now() - started >= LANE_RUN_MS;

@@ -1,9 +1,10 @@
 /**
  * A changed-only lane retried after a failed store write (found by `npm run chaos`, "state store:
  * sqlite disk full mid-sync", CHAOS_SEED=20261207, run seed 297855605: 156 changed targets, all
- * taken by the provider, but `accepted 154, unchanged 2846`). A lane records its answers behind
- * its sends; when one write fails, a later write of the same run, already issued, can still
- * succeed. The run is retried from what the store had before the failed write, and its
+ * taken by the provider, but `accepted 154, unchanged 2846`): a write failed while a later one,
+ * already issued, landed. A lane now records each answer before its next call, but a run can
+ * still be retried from behind what the store has (a crash before its heartbeat reached the
+ * server). The run is retried from what the store had before the failed write, and its
  * changed-only lookup finds the later batches' content already recorded, by this sync. The store
  * answers a sync's lookup without that sync's own acceptances (acceptedHashes' exceptSync), so the
  * retry sends those targets again and counts them accepted, never "unchanged (not sent)".
@@ -98,12 +99,8 @@ describe('changed-only lane retried after a failed write', () => {
     const first = new MockActivityEnvironment({ attempt: 1 });
     first.on('heartbeat', (d: LaneProgress) => beats.push(structuredClone(d)));
     await expect(first.run(createLaneActivity(kit(store, sent, true)), input)).rejects.toThrow(/disk is full/);
-    // One write behind at most: batch 2 went out while batch 1's write was pending; batch 3 waited
-    // for it, found it failed, and the run stopped. Batch 2's write, issued already, landed.
-    expect(sent).toEqual([
-      [0, 1, 2, 3],
-      [4, 5, 6, 7],
-    ]);
+    // Batch 1's write failed before batch 2 went: the run stopped at once, nothing else sent.
+    expect(sent).toEqual([[0, 1, 2, 3]]);
     const last = beats[beats.length - 1];
     expect(last?.cursor.done ?? []).toEqual([]);
 
