@@ -100,6 +100,7 @@ export async function governorWorkflow(start: GovernorState): Promise<void> {
     governorReportUpdate,
     (report: GovernorReport) => {
       handled += 1;
+      // Date.now() in workflow code is Temporal's clock (the workflow task's time, replayed from history).
       applyReport(s, report, Date.now());
       return adviceOf(s);
     },
