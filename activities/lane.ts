@@ -26,6 +26,7 @@ import {
 } from '../contracts/index.ts';
 import { boundedIdentity, planTargets } from './plan.ts';
 import { answerWithinBudget } from './answer-budget.ts';
+import { serverHeartbeat } from './server-heartbeat.ts';
 import type { AnyProviderAdapter, BatchAnswer, BatchLimits } from './providers/adapter.ts';
 
 /** At most `maxCalls` provider calls for one batch (a budgeted provider: one); `onCall` counts them. */
@@ -153,38 +154,26 @@ export function createLaneActivity(kit: LaneKit) {
       calls: p.calls.slice(),
     });
     /**
-     * Answers are recorded behind the sends (the next batch goes out while the store writes), and a
-     * heartbeat only ever names progress whose answers the store has: a run retried after a crash
-     * resumes from there and sends again what was not recorded. Writes land in order.
+     * What the server is told: progress whose answers the store has, taken only between a write and
+     * the next call. Before each call the lane waits until the server has it, so a run retried after
+     * a crash or a cut from the server resumes from there and sends again at most the batch in flight.
      */
     let recorded = snapshot();
-    let writes: Promise<void> = Promise.resolve();
-    let pendingWrites = 0;
-    let writeFailed: { err: unknown } | undefined;
-    const beat = () => {
-      if (pendingWrites === 0 && writeFailed === undefined) recorded = snapshot();
-      ctx.heartbeat(recorded);
+    let settledSince = 0;
+    const heartbeat = serverHeartbeat(ctx);
+    const beat = () => heartbeat.beat(recorded);
+    /** The last progress sent to the server; awaited before the next call. */
+    let published: Promise<void> = Promise.resolve();
+    /** Sends what is settled now (every answer in it recorded) at once, so it overlaps the lane's bookkeeping. */
+    const publish = () => {
+      recorded = snapshot();
+      settledSince = 0;
+      published = heartbeat.confirm(recorded);
+      // Handled here too: a run that returns before its next call never awaits it.
+      published.catch(() => undefined);
     };
-    const recordBehind = (call: string, items: readonly ItemOutcome[]) => {
-      const snap = snapshot();
-      pendingWrites += 1;
-      // Handled at once (an unhandled rejection would end the worker), checked in order below.
-      const write = kit.record(adapter, config, call, items).then(
-        () => undefined,
-        (err: unknown) => ({ err }),
-      );
-      writes = writes.then(async () => {
-        const failed = await write;
-        pendingWrites -= 1;
-        if (writeFailed !== undefined) return;
-        if (failed !== undefined) {
-          writeFailed = failed;
-          return;
-        }
-        recorded = snap;
-        ctx.heartbeat(snap);
-      });
-    };
+    /** Records an answer in the store before anything else: a store that cannot take it fails the run. */
+    const record = (call: string, items: readonly ItemOutcome[]) => kit.record(adapter, config, call, items);
     /** The call a batch's answer came from, as the store keys it: a resumed run sends it again under the same key. */
     const callKey = (n: number) =>
       `${ctx.info.workflowExecution?.workflowId ?? 'activity'}#lane-${input.slice ?? 0}-${input.lane}#${n}`;
@@ -197,11 +186,8 @@ export function createLaneActivity(kit: LaneKit) {
     beat();
     const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
     try {
-      const out = await sendPages();
-      // The run's result names every answer: it returns only once the store has them all.
-      await writes;
-      if (writeFailed !== undefined) throw writeFailed.err;
-      return out;
+      // The run's result names every answer; each was recorded before the lane went on.
+      return await sendPages();
     } finally {
       clearInterval(timer);
     }
@@ -223,6 +209,7 @@ export function createLaneActivity(kit: LaneKit) {
           const fresh = seqs.filter((s) => !done.has(s));
           for (const s of fresh) done.add(s);
           if (fresh.length > 0) doneRanges = mergeRanges(doneRanges, toRanges(fresh.sort((a, b) => a - b)));
+          settledSince += fresh.length;
         };
         const outcome = (o: LaneProgress['outcomes'][number]) => {
           p.outcomes.push(o);
@@ -290,17 +277,18 @@ export function createLaneActivity(kit: LaneKit) {
         }
 
         for (const batch of batches.map((b) => b.filter((s) => !done.has(s))).filter((b) => b.length > 0)) {
-          // The last answer recorded (on the store's thread) before the next call: a crash re-sends
-          // at most the batch in flight, one batch a lane, as without the store.
-          await writes;
-          // A store that could not take an earlier answer: stop sending, retry from what it has.
-          if (writeFailed !== undefined) throw writeFailed.err;
           const full = outcomeBytes + rangeBytes() >= LANE_OUTCOME_BYTES || Date.now() - started >= LANE_RUN_MS;
           if (full || (budgeted && calls >= 1)) return result();
+          // The server has every answer so far before the next call (each was recorded first), so a
+          // crash or a cut re-sends at most the batch in flight. Progress settled without an answer
+          // (validation, unchanged, a hand-off) goes now.
+          if (settledSince > 0) publish();
+          await published;
           batchNumber += 1;
-          // Named in the next heartbeat (each costs the SDK about 0.2 ms: one per answered batch, and one a second).
           p.batch = batchNumber;
           p.targets = batch.length;
+          // The batch in flight, for `describe` (the timer's heartbeats); no settled progress changed.
+          recorded = { ...recorded, batch: batchNumber, targets: batch.length };
           const sendTargets = batch.map((s) => parsed.get(s));
           let answer: BatchAnswer;
           try {
@@ -331,11 +319,12 @@ export function createLaneActivity(kit: LaneKit) {
             if (disposition === 'reject') {
               const code = batchRejectionCode(type, details);
               for (const seq of batch) outcome({ seq, state: 'rejected', code, message, origin: 'provider' });
-              settle(batch);
-              recordBehind(
+              await record(
                 callKey(batchNumber),
                 sendTargets.map((target) => ({ target, state: 'rejected', code, message })),
               );
+              settle(batch);
+              publish();
               continue;
             }
             // Transient (5xx, 429, network, timeout): this batch again later, until its attempts run out.
@@ -356,11 +345,12 @@ export function createLaneActivity(kit: LaneKit) {
               p.failures.push(failure);
               outcomeBytes += message.length + 64;
               p.headAttempts = 0;
-              settle(batch);
-              recordBehind(
+              await record(
                 callKey(batchNumber),
                 sendTargets.map((target) => ({ target, state: 'failed', code: type, message: failure.message })),
               );
+              settle(batch);
+              publish();
               continue;
             }
             const asked = failure?.nextRetryDelay;
@@ -428,10 +418,11 @@ export function createLaneActivity(kit: LaneKit) {
               ...(answer.providerWorkflowId !== undefined ? { providerWorkflowId: answer.providerWorkflowId } : {}),
             });
           }
+          // Settled once the store has the answer: a store that cannot take it fails the run, and the
+          // retry (from the last heartbeat) sends this batch again rather than lose its answer.
+          await record(callKey(batchNumber), answeredItems(sendTargets, answer));
           settle(answered);
-          // Heartbeated once the store has the answer: a store that cannot take it fails the run, and
-          // the retry (from the last heartbeat) sends this batch again rather than lose its answer.
-          recordBehind(callKey(batchNumber), answeredItems(sendTargets, answer));
+          publish();
         }
         // A budgeted call that carried part of a batch: the rest goes in the next run.
         if (batches.some((b) => b.some((s) => !done.has(s)))) return result();

@@ -1,13 +1,13 @@
 /**
  * The CI slice of `npm run chaos` (chaos/run.ts): one fault storm, one worker kill/restart, a
  * fanned-out sync that continues as new losing its worker in a slice, and corrections by update and
- * by signal under a 503/429 storm and a kill, each checked against the product's promise (every
+ * by signal under a 503/429 storm and a kill, and a worker cut off from the server twice, each checked against the product's promise (every
  * target in exactly one state, nothing lost, supersession exact, duplicates bounded).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { checkSync } from '../chaos/invariant.ts';
 import {
   CHAOS_CATALOG,
@@ -27,7 +27,9 @@ import {
   octogenFixture,
   octogenSimKeys,
 } from '../chaos/scenarios/octogen-fixture.ts';
+import { PARTITION_OPTIONS } from '../chaos/scenarios/partition.ts';
 import { RESUBMIT_OPTIONS } from '../chaos/scenarios/resubmit.ts';
+import { hostPort, startProxy } from '../chaos/proxy.ts';
 import { awaitFirstPass, awaitReport, getStatus, listRejected, resubmit, startSync } from '../client/index.ts';
 import { seededRandom } from '../simulators/faults.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
@@ -227,5 +229,54 @@ it('keeps supersession exact when corrections go in by update and by signal unde
     expect(outcome.report.closedReason).toBe('nothing-to-fix');
   } finally {
     workers.stop();
+  }
+}, 120_000);
+
+it('sends again at most the batch in flight of each lane when the worker is cut off from the server', async () => {
+  // The cuts of chaos seed 1731828544 (`npm run chaos`, partition: worker <-> server), where lanes
+  // that went on calling the provider while cut off sent 2,400 of 3,000 targets twice.
+  const n = 3_000;
+  const f = octogenFixture(dir, 'partition', n, 0, seededRandom(SEED));
+  const sim = await startOctogenSimulator({ keys: octogenSimKeys, products: f.products, latencyMs: 50 });
+  sims.push(sim as OctogenSimulator);
+  const server = hostPort(inject('temporalAddress'));
+  const proxy = await startProxy(server.host, server.port);
+  const taskQueue = uniqueTaskQueue('chaos-partition');
+  const workers = processWorkers({
+    ...workerProcessEnv(taskQueue),
+    TEMPORAL_ADDRESS: proxy.address,
+    ...octogenEnv(sim.url),
+  });
+  workers.spawn();
+  try {
+    const { workflowId } = await startSync(
+      t.client,
+      { provider: 'octogen', targetsRef: { file: f.file }, options: PARTITION_OPTIONS },
+      taskQueue,
+    );
+    for (const [calls, ms] of [
+      [9, 7_050],
+      [20, 5_946],
+    ] as const) {
+      await waitFor(() => sim.requests.length >= calls, 60_000, `${calls} calls (${workers.output()})`);
+      proxy.cut();
+      await new Promise((r) => setTimeout(r, ms));
+      proxy.restore();
+    }
+    const outcome = await awaitReport(t.client, workflowId);
+    const listed = await listRejected(t.client, workflowId);
+    // A lane waits for the server to have its last answer before its next call: cut off, each of
+    // the 4 lanes loses at most the call in flight, per cut.
+    const ev = checkSync(
+      outcome.report,
+      listed,
+      sim.requests,
+      octogenExpectation(f, n, { duplicateBound: proxy.cuts * 4 * PARTITION_OPTIONS.batchSize! }),
+    );
+    expect(ev.problems).toEqual([]);
+    expect(outcome.report.counts).toMatchObject({ submitted: n, accepted: n, pending: 0 });
+  } finally {
+    workers.stop();
+    await proxy.close();
   }
 }, 120_000);

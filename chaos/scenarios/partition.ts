@@ -4,7 +4,6 @@
  * a 3,000-target Octogen sync runs.
  */
 import { startSync, type SyncOptions } from '../../client/index.ts';
-import { LANE_RUN_MS } from '../../contracts/index.ts';
 import { seededRandom } from '../../simulators/faults.ts';
 import { startOctogenSimulator } from '../../simulators/octogen.ts';
 import type { Ctx, RunRecord } from '../context.ts';
@@ -60,17 +59,11 @@ export async function partitionRun(ctx: Ctx, seed: number, name: string, link: L
         details.push(`cut after ${calls} calls for ${down} ms`);
       }
       const s = await settle(ctx.client, workflowId, ctx.deadline);
-      // Cut from the provider, a lane loses the batch in flight: one batch per lane per cut. Cut from
-      // the server, it cannot heartbeat (and its governor calls wait), the server times its attempt
-      // out, and the retry resumes from the last heartbeat the server recorded before the cut: what
-      // the lane sent after it goes again, up to its whole run (LANE_RUN_MS of calls, here more than
-      // its share). So the honest bound is every lane's run per cut, i.e. every target of this sync
-      // (docs/reliability.md); each is still counted once.
-      const lanesRun = Math.floor(LANE_RUN_MS / SIM_LATENCY_MS) * PARTITION_OPTIONS.batchSize!;
-      const bound =
-        link === 'provider'
-          ? proxy.cuts * PARTITION_OPTIONS.concurrency! * PARTITION_OPTIONS.batchSize!
-          : Math.min(N, proxy.cuts * PARTITION_OPTIONS.concurrency! * lanesRun);
+      // A lane loses at most the batch in flight per cut. Cut from the provider, its answer never
+      // comes. Cut from the server, the lane waits to heartbeat before its next call
+      // (activities/server-heartbeat.ts); the server times the attempt out, and the retry resumes
+      // from the last heartbeat, which names every answer but the one in flight.
+      const bound = proxy.cuts * PARTITION_OPTIONS.concurrency! * PARTITION_OPTIONS.batchSize!;
       return checkSync(
         s.report,
         s.listed,
