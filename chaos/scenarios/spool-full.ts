@@ -9,13 +9,13 @@
  *      read the spooled file: the sync completes with the promise kept (chaos/invariant.ts), and it
  *      deletes its spooled file when it closes.
  */
-import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { startSync, syncWorkflowId, type SyncOptions } from '../../client/index.ts';
 import { seededRandom } from '../../simulators/faults.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenProduct } from '../../simulators/octogen.ts';
 import type { Ctx, RunRecord } from '../context.ts';
+import { fill, mountTmpfs, unmount } from '../disk.ts';
 import { pick, record, settle, waitUntil, workerEnv, Workers } from '../harness.ts';
 import { checkSync, octogen } from '../invariant.ts';
 import { CHAOS_CATALOG, sleep, until } from '../scenarios.ts';
@@ -36,27 +36,6 @@ const SPOOL_FULL =
 
 const productCache = new Map<number, OctogenProduct[]>();
 
-/** Writes zeros until the file system is full; returns the bytes written. */
-function fill(file: string): number {
-  const fd = openSync(file, 'w');
-  let filled = 0;
-  try {
-    for (const size of [1 << 20, 1 << 12, 512, 1]) {
-      const chunk = Buffer.alloc(size);
-      for (;;) {
-        try {
-          filled += writeSync(fd, chunk);
-        } catch {
-          break;
-        }
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return filled;
-}
-
 export async function spoolFullRun(ctx: Ctx, seed: number, name: string): Promise<RunRecord> {
   const rnd = seededRandom(seed);
   const products = productCache.get(N) ?? makeOctogenProducts(CHAOS_CATALOG, N);
@@ -75,8 +54,7 @@ export async function spoolFullRun(ctx: Ctx, seed: number, name: string): Promis
     name,
     seed,
     async (details) => {
-      mkdirSync(mount, { recursive: true });
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'tmpfs', mount], { stdio: 'pipe' });
+      mountTmpfs(mount, '2m', '0700');
       mounted = true;
       // The client writes the spool: this process is the client.
       process.env.CATALOG_SYNC_SPOOL_DIR = spool;
@@ -142,7 +120,7 @@ export async function spoolFullRun(ctx: Ctx, seed: number, name: string): Promis
       if (before === undefined) delete process.env.CATALOG_SYNC_SPOOL_DIR;
       else process.env.CATALOG_SYNC_SPOOL_DIR = before;
       await sim.close();
-      if (mounted) execFileSync('umount', ['-l', mount], { stdio: 'pipe' });
+      if (mounted) unmount(mount);
     },
     workers,
   );

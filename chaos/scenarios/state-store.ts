@@ -15,8 +15,7 @@
  * never a changed target counted unchanged or missing from the provider (the simulator's requests
  * prove what was sent), never an unchanged one sent.
  */
-import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -26,6 +25,7 @@ import { seededRandom } from '../../simulators/faults.ts';
 import { makeOctogenProducts, startOctogenSimulator, type OctogenProduct } from '../../simulators/octogen.ts';
 import { startPostgres } from '../../scripts/postgres.ts';
 import type { Ctx, RunRecord } from '../context.ts';
+import { fill, mountTmpfs, unmount } from '../disk.ts';
 import { pick, record, settle, waitUntil, workerEnv, Workers, type Settled } from '../harness.ts';
 import { checkSync, octogen, type Expectation } from '../invariant.ts';
 import { CHAOS_CATALOG, sleep, type Evaluation } from '../scenarios.ts';
@@ -123,29 +123,6 @@ async function openStore(kind: StoreKind, ctx: Ctx, seed: number): Promise<Store
   return sqliteOnTmpfs(ctx, seed);
 }
 
-/** Mounts a tmpfs of `size` under the run's folder (needs root: a run without it says so). */
-function mountTmpfs(mount: string, size: string, mode: string): string {
-  mkdirSync(mount, { recursive: true });
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=${mode}`, 'tmpfs', mount], { stdio: 'pipe' });
-  } catch (err) {
-    throw new Error(
-      `cannot mount a tmpfs for the disk-full scenario (needs root): ${String((err as { stderr?: unknown }).stderr ?? err).trim()}`,
-      { cause: err },
-    );
-  }
-  return mount;
-}
-
-function unmount(mount: string): void {
-  try {
-    execFileSync('umount', ['-l', mount], { stdio: 'pipe' });
-    rmSync(mount, { recursive: true, force: true });
-  } catch {
-    // already gone
-  }
-}
-
 /** `SELECT pg_switch_wal()` as the cluster's superuser; returns "ok" or the error's first line. */
 async function switchWal(url: string): Promise<string> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
@@ -158,27 +135,6 @@ async function switchWal(url: string): Promise<string> {
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-/** Writes zeros until the file system is full; returns the bytes written. */
-function fill(file: string): number {
-  const fd = openSync(file, 'w');
-  let filled = 0;
-  try {
-    for (const size of [1 << 20, 1 << 12, 512, 1]) {
-      const chunk = Buffer.alloc(size);
-      for (;;) {
-        try {
-          filled += writeSync(fd, chunk);
-        } catch {
-          break;
-        }
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return filled;
 }
 
 /** A SQLite store on a tmpfs of its own. */
