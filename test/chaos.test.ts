@@ -173,9 +173,9 @@ it('keeps the promise when a fanned-out sync that continues as new loses its wor
       outcome.report,
       listed,
       sim.requests,
-      // One crash, two lanes (concurrency 2): each may send again the batch in flight and, on a loaded
-      // worker, one answered batch whose heartbeat had not reached the server (docs/providers.md).
-      octogenExpectation(f, 6_000, { duplicateBound: 2 * 2 * 100 }),
+      // One crash, two lanes (concurrency 2: two slices at once, one lane each): each may send again
+      // the batch in flight, no more (a lane waits for the server to have each answer, docs/providers.md).
+      octogenExpectation(f, 6_000, { duplicateBound: 2 * 100 }),
     );
     expect(ev.problems).toEqual([]);
     expect(outcome.report.counts).toMatchObject({ submitted: 6_000, accepted: 6_000, pending: 0 });
