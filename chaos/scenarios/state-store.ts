@@ -256,10 +256,9 @@ export async function stateStoreRun(ctx: Ctx, seed: number, name: string, kind: 
       details.push(`run 2: ${changed.size} changed; after ${calls} calls: ${await store.fault(rnd, downMs, w)}`);
       const s2 = await settle(ctx.client, second.workflowId, ctx.deadline);
       const requests = run2();
-      // A lane stops sending at the first answer the store could not take, and its retry sends
-      // again what the store does not have: the batch whose write failed and the one sent behind it
-      // (answers are recorded behind the sends), per lane, for the one outage.
-      const bound = 2 * CHANGE_OPTIONS.concurrency! * CHANGE_OPTIONS.batchSize!;
+      // A lane records each answer before its next call and stops at the first the store could not
+      // take: its retry sends that batch again, one batch per lane for the one outage.
+      const bound = CHANGE_OPTIONS.concurrency! * CHANGE_OPTIONS.batchSize!;
       const e2 = evaluateRun(s2, requests, { ...expect(changed), duplicateBound: bound }, details, 'run 2');
       const history = JSON.stringify(await ctx.client.workflow.getHandle(second.workflowId).fetchHistory());
       const storeFailures = history.split('StateStoreUnavailable').length - 1;
