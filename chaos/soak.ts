@@ -329,6 +329,15 @@ export async function runSoak(durationMs: number, seed: number): Promise<number>
         results.push({ shape: 'scheduled 500', workflowId: `${id}/sync`, error: String(err).split('\n')[0] ?? '' });
       }
     }
+    // A driver that failed leaves its sync in `running`: its history is kept for a replay
+    // (`Worker.runReplayHistory`), the first thing a nondeterminism error needs.
+    for (const id of s.running) {
+      const history = await ctx.client.workflow
+        .getHandle(id)
+        .fetchHistory()
+        .catch(() => undefined);
+      if (history) keepHistory(id, history);
+    }
   } finally {
     await steady.stop();
     await churn.stop();
@@ -403,4 +412,13 @@ function report(
   process.stdout.write(`${headline}\n`);
   progress('written to .artifacts/soak.md and .artifacts/soak.json');
   return ok ? 0 : 1;
+}
+
+/** Writes a history as `.artifacts/histories/<workflow id>.json` (the format `temporal workflow show -o json` writes). */
+function keepHistory(workflowId: string, history: unknown): void {
+  const dir = path.join(projectRoot(), '.artifacts', 'histories');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${workflowId.replace(/[^\w.-]+/g, '_')}.json`);
+  writeFileSync(file, JSON.stringify(history));
+  progress(`kept the history of ${workflowId}: ${file}`);
 }
