@@ -9,6 +9,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { temporal } from '@temporalio/proto';
 import {
   createSyncSchedule,
   deleteSyncSchedule,
@@ -414,11 +415,11 @@ function report(
   return ok ? 0 : 1;
 }
 
-/** Writes a history as `.artifacts/histories/<workflow id>.json` (the format `temporal workflow show -o json` writes). */
-function keepHistory(workflowId: string, history: unknown): void {
+/** Writes a history as `.artifacts/histories/<workflow id>.binpb`, the form test/histories/ keeps. */
+function keepHistory(workflowId: string, history: temporal.api.history.v1.IHistory): void {
   const dir = path.join(projectRoot(), '.artifacts', 'histories');
   mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${workflowId.replace(/[^\w.-]+/g, '_')}.json`);
-  writeFileSync(file, JSON.stringify(history));
+  const file = path.join(dir, `${workflowId.replace(/[^\w.-]+/g, '_')}.binpb`);
+  writeFileSync(file, temporal.api.history.v1.History.encode(history).finish());
   progress(`kept the history of ${workflowId}: ${file}`);
 }
