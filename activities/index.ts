@@ -34,7 +34,7 @@ import { openStateStore, stateStoreConfigured, type TargetStateStore } from './s
 import { groupCommit } from './state/group-commit.ts';
 import { acceptedHash, unchangedSeqs } from './diff.ts';
 import { MAX_CARRIED_TARGET_BYTES, type CarryCursor, type TargetOutcomeRecord } from '../contracts/target-state.ts';
-import type { CarriedCounts } from '../contracts/sync.ts';
+import { noneCarried, type CarriedCounts } from '../contracts/sync.ts';
 import { answerWithinBudget } from './answer-budget.ts';
 
 export { answerWithinBudget } from './answer-budget.ts';
@@ -607,7 +607,7 @@ export function createActivities(deps: ActivityDeps) {
    * fails the attempt in one line naming it.
    */
   async function carriedTargets(input: CarryInput): Promise<CarryFound> {
-    const counts: CarriedCounts = { count: 0, transient: 0, failed: 0, rejected: 0, left: 0, tooLarge: 0 };
+    const counts = noneCarried();
     if (deps.stateStore === undefined && !stateStoreConfigured(deps.env)) return { targets: [], counts, noStore: true };
     const adapter = adapterOrFail(input.provider);
     const config = configFor(adapter);

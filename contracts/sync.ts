@@ -337,6 +337,16 @@ export interface CarriedCounts {
   tooLarge: number;
 }
 
+/** Nothing carried: the counts a carry starts from. */
+export const noneCarried = (): CarriedCounts => ({
+  count: 0,
+  transient: 0,
+  failed: 0,
+  rejected: 0,
+  left: 0,
+  tooLarge: 0,
+});
+
 export type SyncPhase = 'validating' | 'sending' | 'open' | 'closed';
 
 export type ClosedReason = 'nothing-to-fix' | 'window-ended' | 'finished' | 'aborted';

@@ -84,11 +84,15 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
     chownSync(pwfile, owner, ownerGid);
   }
   chmodSync(dir, 0o700);
-  const run = (cmd: string, args: string[]): void => {
+  /** A PostgreSQL program, as the cluster's owner when we are root. */
+  const exec = (cmd: string, args: string[]) => {
     const [file, argv] = asRoot
       ? ['runuser', ['-u', 'postgres', '--', path.join(bin, cmd), ...args]]
       : [path.join(bin, cmd), args];
-    const r = spawnSync(file, argv, { encoding: 'utf8', cwd: dir });
+    return spawnSync(file, argv, { encoding: 'utf8', cwd: dir });
+  };
+  const run = (cmd: string, args: string[]): void => {
+    const r = exec(cmd, args);
     if (r.status !== 0) {
       throw new Error(
         `${cmd} failed (${r.status ?? r.signal}): ${`${r.stderr}${r.stdout}`.trim().split('\n').slice(-8).join(' | ')}`,
@@ -103,12 +107,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   start();
   let stopped = false;
   let halted = false;
-  const isRunning = (): boolean => {
-    const [file, argv] = asRoot
-      ? ['runuser', ['-u', 'postgres', '--', path.join(bin, 'pg_ctl'), '-D', data, 'status']]
-      : [path.join(bin, 'pg_ctl'), ['-D', data, 'status']];
-    return spawnSync(file, argv, { cwd: dir }).status === 0;
-  };
+  const isRunning = (): boolean => exec('pg_ctl', ['-D', data, 'status']).status === 0;
   return {
     url: `postgres://${USER}:${password}@127.0.0.1:${port}/postgres`,
     port,

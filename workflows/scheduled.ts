@@ -27,6 +27,7 @@ import {
   SA_PROVIDER,
   SA_SCHEDULE,
   ScheduledFailureType,
+  noneCarried,
   type WorkflowKind,
   type SyncOptions,
   type SyncReport,
@@ -234,15 +235,7 @@ async function carryForward(
     });
   } catch (err) {
     const cause = err instanceof ActivityFailure ? (err.cause ?? err) : (err as Error);
-    return {
-      count: 0,
-      transient: 0,
-      failed: 0,
-      rejected: 0,
-      left: 0,
-      tooLarge: 0,
-      error: `nothing carried forward: ${cause.message}`,
-    };
+    return { ...noneCarried(), error: `nothing carried forward: ${cause.message}` };
   }
   if (found.noStore === true) return undefined;
   // Nothing to carry and nothing waiting: the result stays as it was before carrying existed.
@@ -264,7 +257,7 @@ async function carryForward(
       ],
       // A sync like any other to operators (kind `sync`, its provider and schedule).
       ...syncAttributes(provider, scheduleId),
-      staticSummary: `${provider} sync of ${found.counts.count} targets carried forward${scheduleId !== undefined ? `, scheduled by ${scheduleId}` : ''}`,
+      staticSummary: `${provider} sync of ${found.counts.count} targets carried forward, scheduled by ${scheduleId}`,
       ...(options.priorityKey !== undefined ? { priority: { priorityKey: options.priorityKey } } : {}),
     });
     return { ...found.counts, workflowId: childId, counts: report.counts };

@@ -150,10 +150,12 @@ export function lastPerItem(records: readonly TargetOutcomeRecord[]): TargetOutc
   return [...byKey.values()];
 }
 
+/** A nullable column as text or a number (PostgreSQL's BIGINTs come back as strings). */
+const text = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : String(v));
+const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
+
 /** A stored row (SQLite or PostgreSQL: BIGINTs may come back as strings) as a TargetRow. */
 export function toRow(raw: Record<string, unknown>): TargetRow {
-  const text = (v: unknown): string | undefined => (v === null || v === undefined ? undefined : String(v));
-  const num = (v: unknown): number | undefined => (v === null || v === undefined ? undefined : Number(v));
   const code = text(raw.code);
   const message = text(raw.message);
   const acceptedHash = text(raw.accepted_hash);
@@ -229,9 +231,9 @@ export function carryPage(
   counted?: { n: unknown; big: unknown },
 ): CarryPage {
   const rows = raw.map((r): CarryRow => {
-    const code = r.code === null || r.code === undefined ? undefined : String(r.code);
-    const target = r.carry_target === null || r.carry_target === undefined ? undefined : String(r.carry_target);
-    const bytes = r.target_bytes === null || r.target_bytes === undefined ? undefined : Number(r.target_bytes);
+    const code = text(r.code);
+    const target = text(r.carry_target);
+    const bytes = num(r.target_bytes);
     return {
       identity: String(r.identity),
       state: String(r.state) as CarryRow['state'],
