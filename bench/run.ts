@@ -39,7 +39,7 @@ import { projectRoot } from '../scripts/temporal-bin.ts';
 import type { RecordedRequest } from '../simulators/faults.ts';
 import { makeInsiderItems, startInsiderSimulator } from '../simulators/insider.ts';
 import { startOctogenSimulator, type OctogenSimulator } from '../simulators/octogen.ts';
-import { workflowsPath } from '../worker/worker.ts';
+import { workflowBundleOptions } from '../worker/worker.ts';
 import {
   BATCH,
   CATALOG,
@@ -970,7 +970,7 @@ async function main(): Promise<void> {
   const bundlePath = path.join(artifacts, 'workflow-bundle.js');
   const [server, bundle] = await Promise.all([
     startDevServer({ headless: true, log: 'quiet' }),
-    bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger }),
+    bundleWorkflowCode({ ...workflowBundleOptions(), logger: quietLogger }),
   ]);
   // Written aside and renamed: a test run reading the same path never sees half a file.
   const tmpBundle = `${bundlePath}.${process.pid}.tmp`;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { startDevServer } from '../scripts/dev-server.ts';
-import { workflowsPath } from '../worker/worker.ts';
+import { workflowBundleOptions } from '../worker/worker.ts';
 import type { Ctx } from './context.ts';
 
 export async function startChaosEnv(): Promise<{ ctx: Ctx; close(): Promise<void> }> {
@@ -21,7 +21,7 @@ export async function startChaosEnv(): Promise<{ ctx: Ctx; close(): Promise<void
   const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
   const [server, bundle] = await Promise.all([
     startDevServer({ headless: true, dbFile, log: 'quiet' }),
-    bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quiet }),
+    bundleWorkflowCode({ ...workflowBundleOptions(), logger: quiet }),
   ]);
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   writeFileSync(bundlePath, bundle.code);

@@ -38,6 +38,7 @@ import { isMissingSearchAttribute, missingAttributesMessage } from './setup.ts';
 import { shownUrl } from '../activities/source-policy.ts';
 import { releaseSpool, spoolDir as spoolFolder, writeSpool } from '../activities/spool.ts';
 import { nameItems, nameReportItems } from './item-names.ts';
+import { ask } from './ask.ts';
 import {
   SyncRequestError,
   checkSyncRequest,
@@ -248,7 +249,7 @@ const handle = (client: Client, workflowId: string): WorkflowHandle<typeof syncW
   client.workflow.getHandle<typeof syncWorkflow>(workflowId);
 
 export async function getStatus(client: Client, workflowId: string): Promise<SyncReport> {
-  return nameReportItems(await handle(client, workflowId).query(statusQuery));
+  return nameReportItems(await ask(handle(client, workflowId), statusQuery));
 }
 
 function parseResubmission(items: ResubmissionItem[]): Resubmission {
@@ -305,7 +306,7 @@ export async function awaitFirstPass(
   for (;;) {
     const { status } = await h.describe();
     if (status.name !== 'RUNNING') return awaitReport(client, workflowId);
-    const report = nameReportItems(await h.query(statusQuery));
+    const report = nameReportItems(await ask(h, statusQuery));
     opts.onProgress?.(report);
     if (report.firstPassSettled) return { report, ...(report.abortReason ? { abortReason: report.abortReason } : {}) };
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
@@ -334,7 +335,7 @@ export async function listRejected(
     // More slice workflows than the report could name: the sync pages them all.
     const all: typeof holders = holders.filter((x) => x.workflowId === workflowId);
     for (let offset = 0; ;) {
-      const page = await handle(client, workflowId).query(rejectedElsewhereQuery, { offset, limit: 1000 });
+      const page = await ask(handle(client, workflowId), rejectedElsewhereQuery, { offset, limit: 1000 });
       all.push(...page.slices);
       offset += page.slices.length;
       if (page.slices.length === 0 || offset >= page.total) break;
@@ -347,7 +348,7 @@ export async function listRejected(
     const h = client.workflow.getHandle<typeof syncSliceWorkflow>(holder.workflowId);
     if (holder.count > 0) {
       for (let offset = 0; ;) {
-        const page = await h.query(sliceEntriesQuery, { offset, limit: PAGE });
+        const page = await ask(h, sliceEntriesQuery, { offset, limit: PAGE });
         for (const e of page.entries) {
           // Paged entries are complete (the report may have dropped an echo): they win.
           const common = {
@@ -373,7 +374,7 @@ export async function listRejected(
     }
     if (holder.warnings > 0) {
       for (let offset = 0; ;) {
-        const page = await h.query(sliceWarningsQuery, { offset, limit: PAGE });
+        const page = await ask(h, sliceWarningsQuery, { offset, limit: PAGE });
         for (const w of page.warnings) warnings.set(w.id, w);
         offset += page.warnings.length;
         if (page.warnings.length === 0 || offset >= page.total) break;

@@ -86,3 +86,9 @@ export interface ProviderFailureDetails {
   code?: string;
   message: string;
 }
+
+/**
+ * What a worker says, in the failed query's message, when it refused an activation applying events
+ * no workflow task had started (workflows/activation-guard.ts). Such a query is asked again.
+ */
+export const UNSTARTED_TASK_REFUSED = 'UnstartedWorkflowTaskRefused';

@@ -12,7 +12,7 @@ import type { TestProject } from 'vitest/node';
 import { startDevServer, type DevServer } from '../scripts/dev-server.ts';
 import { startPostgres, type PostgresServer } from '../scripts/postgres.ts';
 import { projectRoot } from '../scripts/temporal-bin.ts';
-import { workflowsPath } from '../worker/worker.ts';
+import { workflowBundleOptions } from '../worker/worker.ts';
 import { scanRuns } from './helpers/histories.ts';
 
 declare module 'vitest' {
@@ -39,7 +39,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   let postgres: PostgresServer | undefined;
   const [started, bundle, pg] = await Promise.all([
     startDevServer({ headless: true, log: 'quiet' }).then((s) => (server = s)),
-    bundleWorkflowCode({ workflowsPath: workflowsPath(), logger: quietLogger }),
+    bundleWorkflowCode({ ...workflowBundleOptions(), logger: quietLogger }),
     startPostgres().then((p) => (postgres = p)),
   ]).catch(async (err: unknown) => {
     await Promise.all([server?.stop(), postgres?.stop()]);
@@ -83,11 +83,18 @@ async function scanEveryHistory(address: string, namespace: string, dir: string)
     writeFileSync(path.join(dir, 'history-scan.json'), `${JSON.stringify(scan, null, 2)}\n`);
     process.stdout.write(
       `history scan: ${scan.runs} runs, ${scan.events} events, ${scan.payloads} payloads, ` +
+        `${scan.refusedTasks.length} workflow tasks refused, ` +
         `largest ${scan.largest?.bytes ?? 0} bytes (${scan.largest?.eventType ?? '-'} of ${scan.largest?.workflowId ?? '-'})\n`,
     );
     if (scan.over.length > 0) {
       throw new Error(
         `${scan.over.length} payloads over 256 KB in test histories, first: ${JSON.stringify(scan.over[0])}`,
+      );
+    }
+    if (scan.refusedTasks.length > 0) {
+      throw new Error(
+        `${scan.refusedTasks.length} workflow tasks refused by workflows/activation-guard.ts, first: ` +
+          JSON.stringify(scan.refusedTasks[0]),
       );
     }
   } finally {

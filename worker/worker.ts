@@ -20,6 +20,17 @@ import { providerTaskQueue } from '../contracts/index.ts';
 
 export const workflowsPath = (): string => fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
+/** Interceptor modules every bundle of the sync workflows carries (workflows/activation-guard.ts). */
+export const workflowInterceptorModules = (): string[] => [
+  fileURLToPath(new URL('../workflows/activation-guard.ts', import.meta.url)),
+];
+
+/** What bundleWorkflowCode takes for this product's workflows: every bundle built from one place. */
+export const workflowBundleOptions = (): { workflowsPath: string; workflowInterceptorModules: string[] } => ({
+  workflowsPath: workflowsPath(),
+  workflowInterceptorModules: workflowInterceptorModules(),
+});
+
 /**
  * Below the budget by this share, so a burst of the server's rate limiter (about a second's worth)
  * stays under the provider's window. Every dispatch on a budgeted queue makes at most one call
@@ -146,7 +157,7 @@ export async function createSyncWorker(opts: SyncWorkerOptions): Promise<SyncWor
       },
       ...(opts.workflowBundlePath
         ? { workflowBundle: { codePath: opts.workflowBundlePath } }
-        : { workflowsPath: workflowsPath() }),
+        : { workflowsPath: workflowsPath(), interceptors: { workflowModules: workflowInterceptorModules() } }),
       ...opts.extra,
     }),
   ];

@@ -5,6 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
+import { UNSTARTED_TASK_REFUSED } from '../../contracts/index.ts';
 
 export interface PayloadSighting {
   workflowId: string;
@@ -24,6 +25,11 @@ export interface HistoryScan {
   largest?: PayloadSighting;
   /** Every payload over the limit given. */
   over: PayloadSighting[];
+  /**
+   * Workflow tasks failed by workflows/activation-guard.ts. It refuses only activations a query
+   * made (their failures write no event), so any here is a false alarm on a real task.
+   */
+  refusedTasks: { workflowId: string; runId: string; eventId: string }[];
 }
 
 const isPayload = (v: unknown): v is { data: Uint8Array; metadata?: Record<string, Uint8Array> } =>
@@ -68,7 +74,7 @@ export async function scanHistories(
   taskQueues: string[],
   limitBytes = 256 * 1024,
 ): Promise<HistoryScan> {
-  const scan: HistoryScan = { runs: 0, events: 0, payloads: 0, over: [] };
+  const scan: HistoryScan = { runs: 0, events: 0, payloads: 0, over: [], refusedTasks: [] };
   for (const taskQueue of taskQueues) await scanRuns(client, `TaskQueue = '${taskQueue}'`, limitBytes, scan);
   return scan;
 }
@@ -100,13 +106,16 @@ export async function scanRuns(
   client: Client,
   query: string | undefined,
   limitBytes = 256 * 1024,
-  scan: HistoryScan = { runs: 0, events: 0, payloads: 0, over: [] },
+  scan: HistoryScan = { runs: 0, events: 0, payloads: 0, over: [], refusedTasks: [] },
 ): Promise<HistoryScan> {
   for await (const run of listRuns(client, query)) {
     scan.runs += 1;
     for await (const event of historyEvents(client, run.workflowId, run.runId)) {
       scan.events += 1;
       const eventType = proto.temporal.api.enums.v1.EventType[event.eventType ?? 0] ?? String(event.eventType);
+      if (event.workflowTaskFailedEventAttributes?.failure?.message?.includes(UNSTARTED_TASK_REFUSED)) {
+        scan.refusedTasks.push({ workflowId: run.workflowId, runId: run.runId, eventId: String(event.eventId ?? '') });
+      }
       for (const [path, bytes] of payloadsIn(event, '')) {
         scan.payloads += 1;
         const sighting = {
