@@ -9,7 +9,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import {
   createSyncSchedule,
   deleteSyncSchedule,
@@ -416,10 +416,10 @@ function report(
 }
 
 /** Writes a history as `.artifacts/histories/<workflow id>.binpb`, the form test/histories/ keeps. */
-function keepHistory(workflowId: string, history: temporal.api.history.v1.IHistory): void {
+function keepHistory(workflowId: string, history: proto.temporal.api.history.v1.IHistory): void {
   const dir = path.join(projectRoot(), '.artifacts', 'histories');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `${workflowId.replace(/[^\w.-]+/g, '_')}.binpb`);
-  writeFileSync(file, temporal.api.history.v1.History.encode(history).finish());
+  writeFileSync(file, proto.temporal.api.history.v1.History.encode(history).finish());
   progress(`kept the history of ${workflowId}: ${file}`);
 }
