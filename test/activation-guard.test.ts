@@ -82,6 +82,7 @@ describe('a query answered from a workflow task not yet started', () => {
       taskQueue: activityQueue,
       activities,
     });
+    let lastEvent = 'pending';
     await activityWorker.runUntil(async () => {
       const sticky = await workflowWorker(taskQueue);
       const handle = await t.client.workflow.start(twoAnswersWorkflow, {
@@ -93,7 +94,18 @@ describe('a query answered from a workflow task not yet started', () => {
       await workflowWorker(taskQueue); // the other worker, on the normal queue only from here on
       // A fresh task, so the sticky worker has just polled its sticky queue when it dies.
       await handle.signal(nudgeSignal);
-      await pause(300);
+      await waitFor(
+        () => lastEvent === 'completed',
+        30_000,
+        'the signal taken by the sticky worker',
+        async () => {
+          const events = (await handle.fetchHistory()).events ?? [];
+          const last = events[events.length - 1];
+          const signalled = events.some((e) => e.workflowExecutionSignaledEventAttributes != null);
+          lastEvent = signalled && last?.workflowTaskCompletedEventAttributes != null ? 'completed' : 'pending';
+        },
+      );
+      await pause(200);
       sticky.kill('SIGKILL');
       const queried = handle.query(answersQuery).then(
         (n) => ({ answered: n }),
