@@ -7,7 +7,7 @@
  * the history records two wakes where any replay sees one: it never replays. With the guard, the
  * query is refused and the run evicted, and the history replays.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UNSTARTED_TASK_REFUSED } from '../contracts/index.ts';
 import { workflowInterceptorModules } from '../worker/worker.ts';
 import { connectTestEnv, uniqueKey, uniqueTaskQueue, type TemporalTestEnv } from './helpers/temporal.ts';
-import { waitFor } from './helpers/processes.ts';
+import { spawnScript, waitFor } from './helpers/processes.ts';
 import {
   answersQuery,
   nudgeSignal,
@@ -55,17 +55,14 @@ afterAll(async () => {
 
 /** A workflow worker in its own process, so it can be SIGKILLed as a crash would. */
 async function workflowWorker(taskQueue: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', fixture('workflow-worker.ts'), t.address, t.namespace, taskQueue, bundlePath],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+  const worker = spawnScript(
+    path.join('test', 'fixtures', 'workflow-worker.ts'),
+    [t.address, t.namespace, taskQueue, bundlePath],
+    {},
   );
-  children.push(child);
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  await waitFor(() => out.includes('ready'), 60_000, `workflow worker ready (output: ${out})`);
-  return child;
+  children.push(worker.child);
+  await waitFor(() => worker.output().includes('ready'), 60_000, 'workflow worker ready');
+  return worker.child;
 }
 
 describe('a query answered from a workflow task not yet started', () => {
@@ -82,7 +79,6 @@ describe('a query answered from a workflow task not yet started', () => {
       taskQueue: activityQueue,
       activities,
     });
-    let lastEvent = 'pending';
     await activityWorker.runUntil(async () => {
       const sticky = await workflowWorker(taskQueue);
       const handle = await t.client.workflow.start(twoAnswersWorkflow, {
@@ -94,15 +90,15 @@ describe('a query answered from a workflow task not yet started', () => {
       await workflowWorker(taskQueue); // the other worker, on the normal queue only from here on
       // A fresh task, so the sticky worker has just polled its sticky queue when it dies.
       await handle.signal(nudgeSignal);
+      let signalTaken = false;
       await waitFor(
-        () => lastEvent === 'completed',
+        () => signalTaken,
         30_000,
         'the signal taken by the sticky worker',
         async () => {
           const events = (await handle.fetchHistory()).events ?? [];
-          const last = events[events.length - 1];
           const signalled = events.some((e) => e.workflowExecutionSignaledEventAttributes != null);
-          lastEvent = signalled && last?.workflowTaskCompletedEventAttributes != null ? 'completed' : 'pending';
+          signalTaken = signalled && events[events.length - 1]?.workflowTaskCompletedEventAttributes != null;
         },
       );
       await pause(200);

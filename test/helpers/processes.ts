@@ -12,12 +12,19 @@ export interface RunResult {
 
 const root = projectRoot();
 
-/** Runs `catalog-sync ARGS` (bin/catalog-sync.js) with the given environment, no stdin. */
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<RunResult> {
+const childEnv = (env: Record<string, string>): NodeJS.ProcessEnv => ({
+  PATH: process.env.PATH ?? '',
+  HOME: process.env.HOME ?? '',
+  ...env,
+});
+const tsxScript = (script: string, args: string[]): string[] => ['--import', 'tsx', path.join(root, script), ...args];
+
+/** Runs `node NODE_ARGS` to the end with the given environment, no stdin; killed after `timeoutMs`. */
+function runNode(nodeArgs: string[], env: Record<string, string>, timeoutMs: number, what: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(root, 'bin', 'catalog-sync.js'), ...args], {
+    const child = spawn(process.execPath, nodeArgs, {
       cwd: root,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      env: childEnv(env),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -26,7 +33,7 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`catalog-sync ${args.join(' ')} did not finish in ${timeoutMs} ms; stderr: ${stderr}`));
+      reject(new Error(`${what} did not finish in ${timeoutMs} ms; stderr: ${stderr}`));
     }, timeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -35,17 +42,46 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
   });
 }
 
-/** Starts `npm run worker`'s entry point as its own process; the caller kills it. */
-export function spawnWorker(env: Record<string, string>): { child: ChildProcess; output: () => string } {
+/** Runs `catalog-sync ARGS` (bin/catalog-sync.js) with the given environment, no stdin. */
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<RunResult> {
+  return runNode(
+    [path.join(root, 'bin', 'catalog-sync.js'), ...args],
+    env,
+    timeoutMs,
+    `catalog-sync ${args.join(' ')}`,
+  );
+}
+
+/** Runs a TypeScript entry point of the project (`chaos/run.ts`, ...) under Node with tsx, no stdin. */
+export function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<RunResult> {
+  return runNode(tsxScript(script, args), env, timeoutMs, `${script} ${args.join(' ')}`);
+}
+
+/** Starts a TypeScript entry point of the project as its own process; the caller kills it. */
+export function spawnScript(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+): { child: ChildProcess; output: () => string } {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'worker', 'run.ts')], {
+  const child = spawn(process.execPath, tsxScript(script, args), {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    env: childEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
   return { child, output: () => output };
+}
+
+/** Starts `npm run worker`'s entry point as its own process; the caller kills it. */
+export function spawnWorker(env: Record<string, string>): { child: ChildProcess; output: () => string } {
+  return spawnScript(path.join('worker', 'run.ts'), [], env);
 }
 
 export async function waitFor(
